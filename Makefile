@@ -1,0 +1,44 @@
+# Two entry points, both self-contained on a fresh Debian/Ubuntu machine with Python 3.11:
+#   make demo   install everything, train the default model, export a verified int8 TFLite
+#   make test   install everything, lint, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   := /usr/share/datasets/fashion-mnist
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test setup data lint bench clean
+
+demo: setup
+	$(BIN)/fmnist train
+	$(BIN)/fmnist export --quantize int8
+
+test: setup lint
+	$(BIN)/python -m pytest
+
+# The Debian package ships the original IDX files; without apt, fmnist falls back to Keras's download.
+data:
+	@if [ ! -f $(DATA)/t10k-labels-idx1-ubyte.gz ] && command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: data $(VENV)/.installed
+
+lint: setup
+	$(BIN)/ruff check fmnist_keras tests tools
+
+bench: setup
+	$(BIN)/python tools/bench_accuracy.py --seeds 0 1 2
+	$(BIN)/python tools/bench_export.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

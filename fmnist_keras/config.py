@@ -1,0 +1,54 @@
+"""The one place that holds default hyper-parameters.
+
+The CLI reads its defaults from these dataclasses, so `fmnist train --help`
+shows the values that actually run. This module must stay free of
+TensorFlow imports: `--help` should not pay for loading TF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Recipe measured to reach >= 92 % test accuracy in < 6 min on 2 CPU cores
+    # (see README, "Results"). The layers are the article's; only the recipe changes.
+    epochs: int = 20
+    batch_size: int = 128
+    # Peak learning rate of Adam: the article's 1e-3, then cosine decay to 0.
+    learning_rate: float = 1e-3
+    # Linear warm-up steps before the cosine decay starts (stabilises BatchNorm
+    # statistics in the first few hundred steps).
+    warmup_epochs: int = 1
+    # Spreads 10 % of the target mass over the other classes; curbs over-confidence.
+    label_smoothing: float = 0.1
+    # Training-image augmentation: random horizontal flips, and random shifts
+    # of up to `shift_pixels` in x and y (0 = flips only).
+    augment: bool = True
+    shift_pixels: int = 2
+    # Fraction of the 60,000 training images held out (stratified) for validation.
+    # The test set is only evaluated once, at the end.
+    validation_split: float = 0.1
+    seed: int = 0
+    # Use only the first N training images (after the split); None = all.
+    # For smoke tests and quick experiments, never for published numbers.
+    max_train_images: int | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    # Training images used to calibrate full-integer quantization (stratified).
+    calibration_samples: int = 500
+    # Largest accepted accuracy loss of a quantized model, in percentage points.
+    max_accuracy_drop: float = 0.5
+    # Float32 artifacts must reproduce Keras logits within this absolute tolerance.
+    float_tolerance: float = 1e-4
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,98 @@
+"""Converters: pure functions from a Keras model to artifact bytes.
+
+Deployable TFLite files get a static batch of 1 (a dynamic batch adds
+SHAPE/STRIDED_SLICE/PACK ops) and builtin ops only (Flex ops do not run on
+LiteRT mobile or microcontroller runtimes).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+
+class Quantize(str, Enum):
+    none = "none"
+    float16 = "float16"
+    dynamic = "dynamic"
+    int8 = "int8"
+
+
+class IODType(str, Enum):
+    float32 = "float32"
+    int8 = "int8"
+    uint8 = "uint8"
+
+
+def to_tflite(
+    model,
+    quantize: Quantize | str = Quantize.none,
+    io: IODType | str = IODType.float32,
+    representative: np.ndarray | None = None,
+) -> bytes:
+    """Convert `model` to a batch-1 TFLite flatbuffer and return its bytes.
+
+    `representative` (float32, shape (N, 28, 28, 1), raw 0..255 training pixels)
+    is required for int8. `io` other than float32 applies to int8 only.
+    """
+    import tensorflow as tf
+
+    quantize, io = Quantize(quantize), IODType(io)  # unknown values raise ValueError
+    if io is not IODType.float32 and quantize is not Quantize.int8:
+        raise ValueError(f"integer input/output ({io.value}) needs --quantize int8, not {quantize.value}")
+    # Through a batch-1 SavedModel: this freezes the variables into constants,
+    # which from_concrete_functions(..., model) does not.
+    with tempfile.TemporaryDirectory(prefix="fmnist-convert-") as tmp:
+        export_saved_model(model, Path(tmp), batch_size=1)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        return _convert(converter, quantize, io, representative)
+
+
+def _convert(converter, quantize: Quantize, io: IODType, representative: np.ndarray | None) -> bytes:
+    import tensorflow as tf
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize is Quantize.float16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize is Quantize.dynamic:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize is Quantize.int8:
+        if representative is None or len(representative) == 0:
+            raise ValueError("int8 quantization needs representative training images")
+        samples = np.asarray(representative, dtype=np.float32).reshape(-1, 1, 28, 28, 1)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([s] for s in samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io is not IODType.float32:
+            converter.inference_input_type = tf.int8 if io is IODType.int8 else tf.uint8
+            converter.inference_output_type = converter.inference_input_type
+    from fmnist_keras.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():  # the converter prints its settings from C++
+        return bytes(converter.convert())
+
+
+def export_saved_model(model, path: Path, batch_size: int | None = None) -> None:
+    """SavedModel with one `serving_default` signature: pixels (N,28,28,1) float32 -> logits (N,10)."""
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serving_default",
+        fn=lambda pixels: {"logits": model(pixels, training=False)},
+        input_signature=[tf.TensorSpec([batch_size, 28, 28, 1], tf.float32, name="pixels")],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def tflite_filename(quantize: Quantize, io: IODType) -> str:
+    if quantize is Quantize.none:
+        return "model_float32.tflite"
+    suffix = "" if quantize is not Quantize.int8 or io is IODType.int8 else f"_{io.value}io"
+    return f"model_{quantize.value}{suffix}.tflite"

@@ -1,0 +1,44 @@
+"""Errors a user can act on. The CLI prints their message as one line."""
+
+from __future__ import annotations
+
+
+
+class FmnistError(Exception):
+    """An error with a message meant for the user and a process exit code."""
+
+    exit_code = 1
+
+
+class DataError(FmnistError):
+    """The Fashion-MNIST files are missing, corrupt or not what they claim."""
+
+    exit_code = 2
+
+
+class ModelFileError(FmnistError):
+    """A model file is missing, unreadable, unsafe or not this model."""
+
+    exit_code = 2
+
+
+class OutputError(FmnistError):
+    """The output folder cannot be written, or holds a run we must not overwrite."""
+
+    exit_code = 2
+
+
+class TrainingDiverged(FmnistError):
+    """The loss became NaN or infinite."""
+
+    exit_code = 3
+
+
+class VerificationFailed(FmnistError):
+    """An exported artifact did not match the float model closely enough."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, report: dict | None = None):
+        super().__init__(message)
+        self.report = report  # what was measured, so the CLI can show which artifact failed

@@ -1,0 +1,54 @@
+"""The article's CNN ("Convolutional Neural Networks, Explained"), channels-last.
+
+The model takes raw pixel intensities 0..255 and rescales them itself, so
+Keras, SavedModel and every TFLite file share one input contract.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+# Layer names in order, as pinned by tests/test_model.py.
+LAYER_NAMES = (
+    "pixels",
+    "rescale",
+    "conv1",
+    "bn1",
+    "relu1",
+    "pool1",
+    "conv2",
+    "bn2",
+    "relu2",
+    "pool2",
+    "flatten",
+    "logits",
+)
+
+
+def build_model(keras: ModuleType | None = None, batch_size: int | None = None):
+    """Build the network with `keras` (Keras 3 by default; `tf_keras` for tfmot).
+
+    One definition serves both Keras generations, so quantization-aware
+    training fine-tunes exactly the layers we train and export.
+    """
+    if keras is None:
+        import keras
+    layers = keras.layers
+    inputs = keras.Input(shape=INPUT_SHAPE, batch_size=batch_size, name="pixels")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    # Block 1: 5x5 conv, 16 filters, stride 1, padding 2 ("same") -> 28x28x16 -> 14x14x16
+    x = layers.Conv2D(16, 5, strides=1, padding="same", name="conv1")(x)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.ReLU(name="relu1")(x)
+    x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool1")(x)
+    # Block 2: 5x5 conv, 32 filters -> 14x14x32 -> 7x7x32
+    x = layers.Conv2D(32, 5, strides=1, padding="same", name="conv2")(x)
+    x = layers.BatchNormalization(name="bn2")(x)
+    x = layers.ReLU(name="relu2")(x)
+    x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    # Logits; softmax lives in the loss (from_logits=True) and in the predictors.
+    outputs = layers.Dense(NUM_CLASSES, name="logits")(x)
+    return keras.Model(inputs, outputs, name="fmnist_cnn")

@@ -1,0 +1,143 @@
+"""Human-readable views of an export report: terminal table, report.md, MODEL_CARD.md."""
+
+from __future__ import annotations
+
+import io
+
+from fmnist_keras.data import CLASS_NAMES
+
+
+def _row(a: dict) -> list[str]:
+    status = "FAIL" if a["failures"] else "ok"
+    return [
+        a["name"],
+        a["quantize"],
+        f"{a['size_bytes'] / 1024:,.1f}",
+        f"{a['accuracy']:.2%}",
+        f"{a['accuracy_drop_points']:+.2f}",
+        f"{a['agreement']:.2%}",
+        f"{a['max_abs_logit_diff']:.1e}",
+        status,
+    ]
+
+
+_HEADER = ["artifact", "quantize", "KiB", "accuracy", "drop (pts)", "agree w/ float", "max |dlogit|", "gate"]
+
+
+def artifact_table(report: dict, markdown: bool = False) -> str:
+    rows = [_HEADER] + [_row(a) for a in report["artifacts"]]
+    if markdown:
+        lines = ["| " + " | ".join(r) + " |" for r in rows]
+        lines.insert(1, "|" + "|".join("---" for _ in _HEADER) + "|")
+        return "\n".join(lines) + "\n"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows) + "\n"
+
+
+def terminal_summary(report: dict) -> str:
+    out = io.StringIO()
+    out.write(artifact_table(report))
+    micro = report.get("micro")
+    if micro:
+        out.write(
+            f"{micro['name']}: {micro['array_bytes']:,} bytes, round-trip {'ok' if micro['bytes_match_tflite'] else 'FAIL'}, "
+            f"{micro['compile']}, TFLite Micro agrees with LiteRT on "
+            f"{micro['micro_agreement_with_litert']:.1%} of {micro['micro_images']:,} images\n"
+        )
+    for failure in report["failures"]:
+        out.write(f"FAIL {failure}\n")
+    out.write(f"{report['test_images']:,} test images, {report['seconds']:.1f} s\n")
+    return out.getvalue()
+
+
+def _io_lines(report: dict) -> list[str]:
+    lines = []
+    for a in report["artifacts"]:
+        if a["format"] != "tflite":
+            continue
+        i, o = a["io"]["input"], a["io"]["output"]
+        contract = "raw pixels 0..255 as float32"
+        if i["dtype"] != "float32":
+            contract = f"q = round(pixel / {i['scale']:g}) + {i['zero_point']} ({i['dtype']})"
+        out = "float32 logits" if o["dtype"] == "float32" else f"logit = (q - {o['zero_point']}) * {o['scale']:.6g}"
+        lines.append(f"| `{a['name']}` | {i['dtype']} {i['shape']} | {contract} | {o['dtype']} {o['shape']} | {out} |")
+    return lines
+
+
+def report_markdown(report: dict) -> str:
+    out = io.StringIO()
+    out.write("# Export report\n\n")
+    out.write(f"Command: `{report['command']}`  \nCreated: {report['created']}  \n")
+    out.write(f"Model: `{report['model']}` (sha256 `{report['model_sha256'][:16]}…`)  \n")
+    out.write(f"Verified on all {report['test_images']:,} Fashion-MNIST test images from `{report['data_dir']}`.\n\n")
+    out.write(artifact_table(report, markdown=True))
+    out.write(
+        "\n`drop` is in percentage points against the float Keras model; `agree w/ float` is top-1 agreement. "
+        "SavedModel and float32 TFLite must match Keras logits within "
+        f"{report['config']['float_tolerance']:g}; quantized files may lose at most "
+        f"{report['config']['max_accuracy_drop']:g} points.\n\n## Input and output contract\n\n"
+    )
+    out.write("| file | input | input encoding | output | output decoding |\n|---|---|---|---|---|\n")
+    out.write("\n".join(_io_lines(report)) + "\n\n## Ops\n\n")
+    for a in report["artifacts"]:
+        if a["format"] == "tflite":
+            out.write(f"- `{a['name']}`: {', '.join(a['ops'])}\n")
+    if report.get("micro"):
+        m = report["micro"]
+        out.write(
+            f"\n## TensorFlow Lite Micro\n\n`model_int8.cc` / `model_int8.h` define `{m['symbol']}` "
+            f"({m['array_bytes']:,} bytes, 16-byte aligned) and `{m['symbol']}_len`. Bytes equal the .tflite: "
+            f"{m['bytes_match_tflite']}; {m['compile']}; the TFLM interpreter agrees with LiteRT on "
+            f"{m['micro_agreement_with_litert']:.1%} of {m['micro_images']:,} test images.\n"
+        )
+    out.write("\n## Versions\n\n" + "".join(f"- {k}: {v}\n" for k, v in report["versions"].items()))
+    return out.getvalue()
+
+
+def _augmentation(config: dict) -> str:
+    if not config.get("augment"):
+        return "none"
+    shift = config.get("shift_pixels")
+    return f"random flips and ±{shift} px shifts" if shift else "random flips"
+
+
+def model_card(report: dict, model) -> str:
+    out = io.StringIO()
+    out.write("# Model card: fmnist-keras CNN\n\n## Architecture\n\n")
+    out.write(
+        "The CNN of the article \"Convolutional Neural Networks, Explained\", channels-last: "
+        "Rescaling(1/255) → Conv 5x5×16 (stride 1, same) → BatchNorm → ReLU → MaxPool 2/2 → "
+        "Conv 5x5×32 → BatchNorm → ReLU → MaxPool 2/2 → Flatten → Dense 10 (logits). "
+        f"{model.count_params():,} parameters.\n\n## Training\n\n"
+    )
+    training = report.get("training")
+    if training:
+        c = training["config"]
+        out.write(
+            f"Fashion-MNIST, {training['num_train_images']:,} training images, {training['num_val_images']:,} "
+            f"held out (stratified) for validation; the test set was evaluated once. Adam, peak learning rate "
+            f"{c['learning_rate']:g} with {c['warmup_epochs']} warm-up epoch(s) and cosine decay, {c['epochs']} epochs, "
+            f"batch {c['batch_size']}, label smoothing {c['label_smoothing']:g}, augmentation "
+            f"{_augmentation(c)}, seed {c['seed']}. "
+            f"Test accuracy {training['test_accuracy']:.2%}.\n\n"
+        )
+    else:
+        out.write("No metrics.json was found beside the model, so the training recipe is unknown.\n\n")
+    out.write("## Metrics per artifact (all 10,000 test images)\n\n")
+    out.write(artifact_table(report, markdown=True))
+    out.write("\n## Input contract\n\n")
+    out.write(
+        "One 28×28 grayscale image, light garment on a dark background (as in Fashion-MNIST), "
+        "pixel intensities 0..255 unnormalised: the model rescales them itself.\n\n"
+    )
+    out.write("| file | input | input encoding | output | output decoding |\n|---|---|---|---|---|\n")
+    out.write("\n".join(_io_lines(report)) + "\n\n")
+    out.write("Class index order (`labels.txt`): " + ", ".join(f"{i} {n}" for i, n in enumerate(CLASS_NAMES)) + ".\n\n")
+    out.write(
+        "## Intended use and limitations\n\n"
+        "A small reference classifier for the 10 Fashion-MNIST classes, for learning and for on-device "
+        "pipelines. It expects centred, isolated items like the dataset's; photos need cropping, grayscale, "
+        "resizing to 28×28 and, for dark-on-light pictures, inversion. It confuses shirts, T-shirts, pullovers "
+        "and coats most. It was not evaluated on any other data and must not be used for decisions about people.\n"
+    )
+    return out.getvalue()

@@ -1,0 +1,108 @@
+"""Run each artifact type on a batch of images and return float32 logits.
+
+Every runner takes raw 0..255 pixels shaped (N, 28, 28) or (N, 28, 28, 1), so
+all artifacts are judged on identical input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_keras.quiet import native_stderr_silenced
+
+
+def _as_float_batch(images: np.ndarray) -> np.ndarray:
+    return np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
+
+
+def keras_logits(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    return np.asarray(model.predict(_as_float_batch(images), batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+def saved_model_logits(path: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    x = _as_float_batch(images)
+    chunks = [serve(pixels=tf.constant(x[i : i + batch_size]))["logits"].numpy() for i in range(0, len(x), batch_size)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def _qparams(detail: dict) -> tuple[float, int]:
+    """(scale, zero_point) from LiteRT or TFLM tensor details (both use this key)."""
+    q = detail["quantization_parameters"]
+    scales, zero_points = np.ravel(q["scales"]), np.ravel(q["zero_points"])
+    return (float(scales[0]), int(zero_points[0])) if scales.size else (0.0, 0)
+
+
+def quantize_input(images: np.ndarray, detail: dict) -> np.ndarray:
+    """Float pixels -> the tensor the model expects, through its own quantization parameters."""
+    x = _as_float_batch(images)
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype)
+    scale, zero_point = _qparams(detail)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize_output(values: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(detail["dtype"], np.floating):
+        return values.astype(np.float32)
+    scale, zero_point = _qparams(detail)
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def tflite_logits(model_bytes: bytes, images: np.ndarray, num_threads: int = 1) -> np.ndarray:
+    """Run a batch-1 .tflite image by image on the LiteRT runtime (XNNPACK on)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate"
+        interpreter = Interpreter(model_content=model_bytes, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    x = quantize_input(images, inp)
+    logits = np.empty((len(x), out["shape"][-1]), dtype=np.float32)
+    for i in range(len(x)):
+        interpreter.set_tensor(inp["index"], x[i : i + 1])
+        interpreter.invoke()
+        logits[i] = dequantize_output(interpreter.get_tensor(out["index"])[0], out)
+    return logits
+
+
+def micro_logits(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
+    """Run a .tflite on the TensorFlow Lite Micro interpreter (as on a microcontroller)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=256 * 1024)
+    inp, out = interpreter.get_input_details(0), interpreter.get_output_details(0)
+    x = quantize_input(images, inp)
+    logits = np.empty((len(x), out["shape"][-1]), dtype=np.float32)
+    for i in range(len(x)):
+        interpreter.set_input(x[i : i + 1], 0)
+        interpreter.invoke()
+        logits[i] = dequantize_output(interpreter.get_output(0)[0], out)
+    return logits
+
+
+def io_details(model_bytes: bytes) -> dict:
+    """Input/output dtype, shape and (scale, zero_point) of a .tflite."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+
+    def describe(d: dict) -> dict:
+        scale, zero_point = _qparams(d)
+        return {
+            "dtype": np.dtype(d["dtype"]).name,
+            "shape": [int(s) for s in d["shape"]],
+            "scale": float(scale),
+            "zero_point": int(zero_point),
+        }
+
+    return {
+        "input": describe(interpreter.get_input_details()[0]),
+        "output": describe(interpreter.get_output_details()[0]),
+    }

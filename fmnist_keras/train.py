@@ -1,0 +1,191 @@
+"""Training: `train_and_evaluate(config, workdir)` is what `fmnist train` runs.
+
+The output folder ends up with model.keras, training_log.csv, metrics.json and
+training_curves.png, all published together at the end. While training, the
+resumable state lives in `<workdir>/.train_state/`; a killed run started again
+with the same options continues from its last completed epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_keras import versions
+from fmnist_keras.config import TrainConfig
+from fmnist_keras.data import load_data, stratified_split
+from fmnist_keras.errors import OutputError, TrainingDiverged
+from fmnist_keras.files import ensure_writable_dir, publish, staging_dir, write_json
+
+STATE_DIR = ".train_state"
+ARTIFACTS = ("model.keras", "training_log.csv", "training_curves.png", "metrics.json")  # metrics.json last: marks a finished run
+
+
+def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=print) -> Path:
+    """Decide between a fresh start, a resume and a refusal; return the state folder."""
+    state = workdir / STATE_DIR
+    saved = state / "config.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous == config.to_dict():
+            log(f"Resuming the interrupted run in {state}")
+            return state
+        if not overwrite:
+            changed = ", ".join(f"{k} {previous.get(k)} -> {v}" for k, v in config.to_dict().items() if previous.get(k) != v)
+            raise OutputError(
+                f"{workdir} holds an interrupted run with other options ({changed}); "
+                "rerun with the same options to resume it, or pass --overwrite to start over"
+            )
+        shutil.rmtree(state)
+    elif (workdir / "metrics.json").exists() and not overwrite:
+        raise OutputError(
+            f"{workdir} already holds a finished run (metrics.json, model.keras); "
+            "pass --overwrite to replace it, or --output to train into another folder"
+        )
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir()
+    write_json(saved, config.to_dict())
+    return state
+
+
+def _read_log(path: Path) -> list[dict]:
+    """CSV rows, keeping the last row per epoch (a kill between the log write and
+    the checkpoint write makes an epoch run twice)."""
+    if not path.exists():
+        return []
+    with path.open() as f:
+        rows = {int(r["epoch"]): r for r in csv.DictReader(f)}
+    return [rows[e] for e in sorted(rows)]
+
+
+def _write_log(rows: list[dict], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(buf.getvalue())
+
+
+def evaluate_logits(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy and plain (unsmoothed) cross-entropy of logits against labels."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return {
+        "accuracy": float(np.mean(np.argmax(logits, axis=1) == labels)),
+        "loss": float(-np.mean(log_probs[np.arange(len(labels)), labels])),
+    }
+
+
+def train_and_evaluate(
+    config: TrainConfig,
+    workdir: Path,
+    *,
+    data_dir: Path | None = None,
+    overwrite: bool = False,
+    verbose: int | str = "auto",
+    log=print,
+) -> dict:
+    """Train the article's CNN with `config`, evaluate once on the test set, write artifacts to `workdir`."""
+    started = time.perf_counter()
+    workdir = ensure_writable_dir(Path(workdir))
+    dataset = load_data(data_dir)  # fail on bad data before touching the output folder
+    state = _prepare_state(config, workdir, overwrite, log)
+
+    import keras
+    import tensorflow as tf
+
+    from fmnist_keras.model import build_model
+    from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
+
+    # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    train_idx, val_idx = stratified_split(dataset.y_train, config.validation_split, config.seed)
+    if config.max_train_images is not None:
+        train_idx = train_idx[: config.max_train_images]
+    x_train, y_train = dataset.x_train[train_idx], dataset.y_train[train_idx]
+    x_val, y_val = dataset.x_train[val_idx], dataset.y_train[val_idx]
+
+    steps = steps_per_epoch(len(x_train), config.batch_size)
+    warmup = min(config.warmup_epochs * steps, config.epochs * steps - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate,
+        decay_steps=config.epochs * steps - warmup,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    model = build_model()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=schedule),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=False,  # XLA is about 2x slower for this model on CPU
+    )
+
+    nan_guard = keras.callbacks.TerminateOnNaN()
+    callbacks = [
+        nan_guard,
+        keras.callbacks.BackupAndRestore(str(state / "backup")),
+        keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
+    ]
+    history = model.fit(
+        training_dataset(x_train, y_train, config.batch_size, config.seed, config.augment, config.shift_pixels),
+        epochs=config.epochs,
+        steps_per_epoch=steps,
+        validation_data=eval_dataset(x_val, y_val),
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself, reproducibly
+        verbose=verbose,
+    )
+    losses = history.history.get("loss", [])
+    if model.stop_training and (not losses or not all(math.isfinite(v) for v in losses)) or not _weights_finite(model):
+        shutil.rmtree(state, ignore_errors=True)
+        raise TrainingDiverged(
+            f"training diverged: the loss became NaN/inf (learning rate {config.learning_rate:g}); "
+            "no model was written; lower --learning-rate and train again"
+        )
+
+    rows = _read_log(state / "log.csv")
+    test_logits = model.predict(eval_dataset(dataset.x_test, dataset.y_test).map(lambda x, y: x), verbose=0)
+    test = evaluate_logits(test_logits, dataset.y_test.astype(np.int64))
+    best = max(rows, key=lambda r: float(r["val_accuracy"]))
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "best_val_accuracy": float(best["val_accuracy"]),
+        "best_val_epoch": int(best["epoch"]) + 1,
+        "final_val_accuracy": float(rows[-1]["val_accuracy"]),
+        "epochs_run": len(rows),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "seed": config.seed,
+        "num_params": model.count_params(),
+        "num_train_images": len(x_train),
+        "num_val_images": len(x_val),
+        "num_test_images": len(dataset.y_test),
+        "data_dir": str(dataset.source),
+        "config": config.to_dict(),
+        "versions": versions.library_versions(),
+    }
+
+    from fmnist_keras.plots import plot_training_curves
+
+    with staging_dir(workdir) as staged:
+        model.save(staged / "model.keras")
+        _write_log(rows, staged / "training_log.csv")
+        plot_training_curves(rows, staged / "training_curves.png")
+        write_json(staged / "metrics.json", metrics)
+        publish(staged, workdir, list(ARTIFACTS))
+    shutil.rmtree(state, ignore_errors=True)
+    return metrics
+
+
+def _weights_finite(model) -> bool:
+    return all(np.all(np.isfinite(w)) for w in model.get_weights())

@@ -1,0 +1,65 @@
+"""Shared fixtures. Everything runs on the real Fashion-MNIST (never synthetic data)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fmnist_keras.config import TrainConfig
+from fmnist_keras.data import FILE_STEMS, FashionMNIST, find_data_dir, load_data
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    # No skip: without the real data the suite must fail, loudly.
+    return find_data_dir(download=False)
+
+
+@pytest.fixture(scope="session")
+def fmnist(real_data_dir) -> FashionMNIST:
+    return load_data(real_data_dir)
+
+
+@pytest.fixture
+def data_copy(real_data_dir, tmp_path) -> Path:
+    """A folder holding the four real files (symlinked) that a test may replace one by one."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for stem in FILE_STEMS:
+        source = real_data_dir / f"{stem}.gz"
+        if not source.exists():
+            source = real_data_dir / stem
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
+def replace_file(folder: Path, stem: str, payload: bytes) -> Path:
+    """Replace the file for `stem` in `folder` with a raw (uncompressed) IDX payload."""
+    for name in (stem + ".gz", stem):
+        (folder / name).unlink(missing_ok=True)
+    (folder / stem).write_bytes(payload)
+    return folder / stem
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, real_data_dir) -> Path:
+    """A briefly trained model (1 epoch on all real training images), shared by export tests."""
+    from fmnist_keras.train import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp("trained")
+    config = dataclasses.replace(TrainConfig(), epochs=1, warmup_epochs=0)
+    train_and_evaluate(config, workdir, data_dir=real_data_dir, verbose=0, log=lambda *_: None)
+    return workdir
+
+
+@pytest.fixture
+def model_copy(trained_run, tmp_path) -> Path:
+    """The shared trained model copied beside its metrics, so a test may export next to it."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("model.keras", "metrics.json"):
+        shutil.copy(trained_run / name, folder / name)
+    return folder / "model.keras"

@@ -1,0 +1,48 @@
+import numpy as np
+
+from fmnist_keras.model import LAYER_NAMES, build_model
+
+# Pinned like flax pins CNN_PARAMS: the article's network and nothing else.
+CNN_PARAMS = 29_130
+LAYERS = [
+    ("pixels", "InputLayer", (None, 28, 28, 1)),
+    ("rescale", "Rescaling", (None, 28, 28, 1)),
+    ("conv1", "Conv2D", (None, 28, 28, 16)),
+    ("bn1", "BatchNormalization", (None, 28, 28, 16)),
+    ("relu1", "ReLU", (None, 28, 28, 16)),
+    ("pool1", "MaxPooling2D", (None, 14, 14, 16)),
+    ("conv2", "Conv2D", (None, 14, 14, 32)),
+    ("bn2", "BatchNormalization", (None, 14, 14, 32)),
+    ("relu2", "ReLU", (None, 14, 14, 32)),
+    ("pool2", "MaxPooling2D", (None, 7, 7, 32)),
+    ("flatten", "Flatten", (None, 1568)),
+    ("logits", "Dense", (None, 10)),
+]
+
+
+def test_layer_sequence_and_shapes_are_the_articles():
+    model = build_model()
+    seen = [(layer.name, type(layer).__name__, tuple(layer.output.shape)) for layer in model.layers]
+    assert seen == LAYERS
+    assert tuple(name for name, _, _ in LAYERS) == LAYER_NAMES
+
+
+def test_parameter_count_is_pinned():
+    assert build_model().count_params() == CNN_PARAMS
+
+
+def test_convolutions_are_5x5_stride_1_same_and_pools_2x2_stride_2():
+    model = build_model()
+    for name, filters in (("conv1", 16), ("conv2", 32)):
+        conv = model.get_layer(name)
+        assert (conv.filters, conv.kernel_size, conv.strides, conv.padding) == (filters, (5, 5), (1, 1), "same")
+    for name in ("pool1", "pool2"):
+        pool = model.get_layer(name)
+        assert (pool.pool_size, pool.strides) == ((2, 2), (2, 2))
+
+
+def test_model_takes_raw_pixels_and_rescales_itself():
+    model = build_model()
+    assert abs(model.get_layer("rescale").scale - 1 / 255) < 1e-12
+    logits = model(np.full((2, 28, 28, 1), 255.0, dtype=np.float32), training=False)
+    assert logits.shape == (2, 10)
