@@ -128,7 +128,7 @@ def train(
 @app.command()
 def export(
     model: Annotated[
-        Path, typer.Option(help="Trained model to export (loaded in Keras safe mode).", dir_okay=False)
+        Path, typer.Option(help="Trained model to export (loaded in Keras safe mode).", exists=True, dir_okay=False)
     ] = DEFAULT_OUTPUT / "model.keras",
     quantize: Annotated[Quantize, typer.Option(help="Extra quantized .tflite to write beside the float32 one.")] = (
         Quantize.none

@@ -161,15 +161,17 @@ def read_idx(path: Path, *, images: bool) -> tuple[np.ndarray, str]:
     expected_magic = _IMAGES_MAGIC if images else _LABELS_MAGIC
     if magic != expected_magic:
         raise DataError(
-            f"{path} has IDX magic number 0x{magic:08x}, expected 0x{expected_magic:08x} "
-            f"({'uint8 images' if images else 'uint8 labels'}); it is not a Fashion-MNIST {'image' if images else 'label'} file"
+            f"{path} has IDX magic number 0x{magic:08x}, expected 0x{expected_magic:08x}; "
+            f"it is not a Fashion-MNIST {'image' if images else 'label'} file"
         )
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if images and dims[1:] != IMAGE_SHAPE:
         raise DataError(f"{path} holds {dims[1]}x{dims[2]} images, expected 28x28")
     expected_len = header_len + int(np.prod(dims))
     if len(data) != expected_len:
-        raise DataError(f"{path} has {len(data)} bytes but its header announces {expected_len}; the file is truncated or padded")
+        raise DataError(
+            f"{path} has {len(data)} bytes but its header announces {expected_len}; the file is truncated or padded"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(dims), hashlib.sha256(data).hexdigest()
 
 
@@ -190,7 +192,9 @@ def _load_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         (labels_path, f"{split}-labels-idx1-ubyte", labels_sha),
     ):
         if digest != _SHA256[stem]:
-            raise DataError(f"{path} is not the published Fashion-MNIST file (SHA-256 {digest[:12]}... differs); reinstall it")
+            raise DataError(
+                f"{path} is not the published Fashion-MNIST file (SHA-256 {digest[:12]}... differs); reinstall it"
+            )
     return images, labels
 
 
@@ -219,5 +223,5 @@ def stratified_sample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(NUM_CLASSES)]
     quota = [count // NUM_CLASSES + (1 if c < count % NUM_CLASSES else 0) for c in range(NUM_CLASSES)]
-    chosen = np.concatenate([idx[:q] for idx, q in zip(per_class, quota)])
+    chosen = np.concatenate([idx[:q] for idx, q in zip(per_class, quota, strict=True)])
     return np.sort(chosen)

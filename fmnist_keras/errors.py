@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 class FmnistError(Exception):
     """An error with a message meant for the user and a process exit code."""
 

@@ -18,6 +18,7 @@ from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample
 from fmnist_keras.errors import OutputError, VerificationFailed
 from fmnist_keras.files import ensure_writable_dir, publish, staging_dir, write_json, write_text
 
+DEFAULT_CONFIG = ExportConfig()
 MICRO_IMAGES = 1000  # TFLM's reference kernels take ~4 ms an image: 1,000 keeps export under a minute
 C_SYMBOL = "g_fmnist_model_int8"
 
@@ -27,6 +28,19 @@ def calibration_images(x_train: np.ndarray, y_train: np.ndarray, count: int, see
     if not 1 <= count <= len(x_train):
         raise OutputError(f"--calibration-samples must be between 1 and {len(x_train):,}, got {count}")
     return x_train[stratified_sample(y_train, count, seed)].astype(np.float32).reshape(-1, 28, 28, 1)
+
+
+def _entry(name, fmt, size, logits, reference, labels, config: ExportConfig | None = None) -> dict:
+    """Metrics of a Keras-equivalent artifact; with `config`, gated to reproduce Keras logits."""
+    from fmnist_keras.verify import compare, gate_failures
+
+    metrics = compare(logits, reference, labels)
+    failures = []
+    if config is not None:
+        failures = gate_failures(
+            metrics, exact=True, max_accuracy_drop=config.max_accuracy_drop, float_tolerance=config.float_tolerance
+        )
+    return {"name": name, "format": fmt, "quantize": "none", "size_bytes": size, **metrics, "failures": failures}
 
 
 def _tflite_entry(name: str, model_bytes: bytes, quantize: Quantize, logits, reference, labels, config) -> dict:
@@ -94,7 +108,7 @@ def export_and_validate(
     *,
     quantize: Quantize = Quantize.none,
     io: IODType = IODType.int8,
-    config: ExportConfig = ExportConfig(),
+    config: ExportConfig = DEFAULT_CONFIG,
     data_dir: Path | None = None,
     representative: np.ndarray | None = None,
     command: str = "",
@@ -107,7 +121,6 @@ def export_and_validate(
     from fmnist_keras.model_file import file_sha256, load_trained_model
     from fmnist_keras.report import model_card, report_markdown
     from fmnist_keras.runners import keras_logits, saved_model_logits, tflite_logits
-    from fmnist_keras.verify import compare, gate_failures
 
     started = time.perf_counter()
     quantize, io = Quantize(quantize), IODType(io)
@@ -122,22 +135,19 @@ def export_and_validate(
 
     log(f"Verifying on {len(labels):,} test images from {data.source}")
     reference = keras_logits(model, data.x_test)
-    artifacts = [{"name": Path(model_path).name, "format": "keras", "quantize": "none",
-                  "size_bytes": Path(model_path).stat().st_size, **compare(reference, reference, labels),
-                  "failures": []}]  # fmt: skip
+    keras_entry = _entry(Path(model_path).name, "keras", Path(model_path).stat().st_size, reference, reference, labels)
+    artifacts = [keras_entry]
     published = ["saved_model", "model_float32.tflite", "labels.txt"]
+    micro = None
     with staging_dir(output) as staged:
         export_saved_model(model, staged / "saved_model")
-        saved = compare(saved_model_logits(staged / "saved_model", data.x_test), reference, labels)
-        artifacts.append({"name": "saved_model", "format": "saved_model", "quantize": "none",
-                          "size_bytes": sum(f.stat().st_size for f in (staged / "saved_model").rglob("*") if f.is_file()),
-                          **saved, "failures": gate_failures(saved, exact=True, max_accuracy_drop=config.max_accuracy_drop,
-                                                             float_tolerance=config.float_tolerance)})  # fmt: skip
-        variants = [Quantize.none] + ([quantize] if quantize is not Quantize.none else [])
-        micro = None
-        for variant in variants:
-            name = tflite_filename(variant, io if variant is Quantize.int8 else IODType.float32)
-            model_bytes = to_tflite(model, variant, io if variant is Quantize.int8 else IODType.float32, representative)
+        saved_size = sum(f.stat().st_size for f in (staged / "saved_model").rglob("*") if f.is_file())
+        saved_logits = saved_model_logits(staged / "saved_model", data.x_test)
+        artifacts.append(_entry("saved_model", "saved_model", saved_size, saved_logits, reference, labels, config))
+        for variant in [Quantize.none] + ([quantize] if quantize is not Quantize.none else []):
+            variant_io = io if variant is Quantize.int8 else IODType.float32
+            name = tflite_filename(variant, variant_io)
+            model_bytes = to_tflite(model, variant, variant_io, representative)
             (staged / name).write_bytes(model_bytes)
             logits = tflite_logits(model_bytes, data.x_test)
             artifacts.append(_tflite_entry(name, model_bytes, variant, logits, reference, labels, config))

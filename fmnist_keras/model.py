@@ -36,16 +36,18 @@ def build_model(keras: ModuleType | None = None, batch_size: int | None = None):
     if keras is None:
         import keras
     layers = keras.layers
+    # PyTorch's BatchNorm2d defaults, as in the article's code (Keras's own are 0.99 / 1e-3).
+    bn = {"momentum": 0.9, "epsilon": 1e-5}
     inputs = keras.Input(shape=INPUT_SHAPE, batch_size=batch_size, name="pixels")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     # Block 1: 5x5 conv, 16 filters, stride 1, padding 2 ("same") -> 28x28x16 -> 14x14x16
     x = layers.Conv2D(16, 5, strides=1, padding="same", name="conv1")(x)
-    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.BatchNormalization(**bn, name="bn1")(x)
     x = layers.ReLU(name="relu1")(x)
     x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool1")(x)
     # Block 2: 5x5 conv, 32 filters -> 14x14x32 -> 7x7x32
     x = layers.Conv2D(32, 5, strides=1, padding="same", name="conv2")(x)
-    x = layers.BatchNormalization(name="bn2")(x)
+    x = layers.BatchNormalization(**bn, name="bn2")(x)
     x = layers.ReLU(name="relu2")(x)
     x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool2")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -28,7 +28,9 @@ def load_trained_model(path: Path):
                 "Export only models trained with `fmnist train`"
             ) from None
         first_line = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
-        raise ModelFileError(f"{path} is not a readable Keras model ({first_line}); retrain it with `fmnist train`") from None
+        raise ModelFileError(
+            f"{path} is not a readable Keras model ({first_line}); retrain it with `fmnist train`"
+        ) from None
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelFileError(f"{path} is not the fmnist model: it needs one input and one output")
     in_shape, out_shape = tuple(model.inputs[0].shape[1:]), tuple(model.outputs[0].shape[1:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
     """Random horizontal flip and +-max_shift pixel shift of every image in a batch.
 
@@ -17,7 +18,9 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tens
     batch = tf.shape(images)[0]
     flip = tf.random.stateless_uniform([batch, 1, 1, 1], flip_seed) < 0.5
     images = tf.where(flip, tf.reverse(images, axis=[2]), images)
-    shifts = tf.random.stateless_uniform([batch, 2], shift_seed, minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
+    shifts = tf.random.stateless_uniform(
+        [batch, 2], shift_seed, minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32
+    )
     shifts = tf.cast(shifts, tf.float32)
     ones, zeros = tf.ones([batch, 1]), tf.zeros([batch, 1])
     # Projective transform rows [a0 a1 a2 b0 b1 b2 c0 c1] map output to input pixels.
@@ -49,7 +52,9 @@ def training_dataset(
     # One-hot targets: Keras's sparse cross-entropy has no label smoothing.
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, 10)))
     if augment:
-        ds = ds.enumerate().map(lambda i, xy: (augment_batch(xy[0], tf.stack([tf.cast(seed, tf.int64), i]), max_shift), xy[1]))
+        ds = ds.enumerate().map(
+            lambda i, xy: (augment_batch(xy[0], tf.stack([tf.cast(seed, tf.int64), i]), max_shift), xy[1])
+        )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -31,7 +31,7 @@ def artifact_table(report: dict, markdown: bool = False) -> str:
         lines.insert(1, "|" + "|".join("---" for _ in _HEADER) + "|")
         return "\n".join(lines) + "\n"
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows) + "\n"
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows) + "\n"
 
 
 def terminal_summary(report: dict) -> str:
@@ -40,7 +40,8 @@ def terminal_summary(report: dict) -> str:
     micro = report.get("micro")
     if micro:
         out.write(
-            f"{micro['name']}: {micro['array_bytes']:,} bytes, round-trip {'ok' if micro['bytes_match_tflite'] else 'FAIL'}, "
+            f"{micro['name']}: {micro['array_bytes']:,} bytes, "
+            f"round-trip {'ok' if micro['bytes_match_tflite'] else 'FAIL'}, "
             f"{micro['compile']}, TFLite Micro agrees with LiteRT on "
             f"{micro['micro_agreement_with_litert']:.1%} of {micro['micro_images']:,} images\n"
         )
@@ -105,7 +106,7 @@ def model_card(report: dict, model) -> str:
     out = io.StringIO()
     out.write("# Model card: fmnist-keras CNN\n\n## Architecture\n\n")
     out.write(
-        "The CNN of the article \"Convolutional Neural Networks, Explained\", channels-last: "
+        'The CNN of the article "Convolutional Neural Networks, Explained", channels-last: '
         "Rescaling(1/255) → Conv 5x5×16 (stride 1, same) → BatchNorm → ReLU → MaxPool 2/2 → "
         "Conv 5x5×32 → BatchNorm → ReLU → MaxPool 2/2 → Flatten → Dense 10 (logits). "
         f"{model.count_params():,} parameters.\n\n## Training\n\n"
@@ -116,7 +117,8 @@ def model_card(report: dict, model) -> str:
         out.write(
             f"Fashion-MNIST, {training['num_train_images']:,} training images, {training['num_val_images']:,} "
             f"held out (stratified) for validation; the test set was evaluated once. Adam, peak learning rate "
-            f"{c['learning_rate']:g} with {c['warmup_epochs']} warm-up epoch(s) and cosine decay, {c['epochs']} epochs, "
+            f"{c['learning_rate']:g} with {c['warmup_epochs']} warm-up epoch(s) and cosine decay, "
+            f"{c['epochs']} epochs, "
             f"batch {c['batch_size']}, label smoothing {c['label_smoothing']:g}, augmentation "
             f"{_augmentation(c)}, seed {c['seed']}. "
             f"Test accuracy {training['test_accuracy']:.2%}.\n\n"

@@ -76,5 +76,7 @@ def deployability_problems(model_bytes: bytes, *, full_integer: bool) -> list[st
                 continue
             floats = [t for t in op.input_types + op.output_types if t not in _INTEGER_TYPES]
             if floats or op.name in ("QUANTIZE", "DEQUANTIZE"):
-                problems.append(f"{op.name} computes in {'/'.join(sorted(set(floats))) or 'mixed precision'} inside an int8 model")
+                problems.append(
+                    f"{op.name} computes in {'/'.join(sorted(set(floats))) or 'mixed precision'} inside an int8 model"
+                )
     return problems

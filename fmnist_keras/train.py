@@ -25,7 +25,12 @@ from fmnist_keras.errors import OutputError, TrainingDiverged
 from fmnist_keras.files import ensure_writable_dir, publish, staging_dir, write_json
 
 STATE_DIR = ".train_state"
-ARTIFACTS = ("model.keras", "training_log.csv", "training_curves.png", "metrics.json")  # metrics.json last: marks a finished run
+ARTIFACTS = (
+    "model.keras",
+    "training_log.csv",
+    "training_curves.png",
+    "metrics.json",
+)  # metrics.json last: marks a finished run
 
 
 def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=print) -> Path:
@@ -38,7 +43,9 @@ def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=prin
             log(f"Resuming the interrupted run in {state}")
             return state
         if not overwrite:
-            changed = ", ".join(f"{k} {previous.get(k)} -> {v}" for k, v in config.to_dict().items() if previous.get(k) != v)
+            changed = ", ".join(
+                f"{k} {previous.get(k)} -> {v}" for k, v in config.to_dict().items() if previous.get(k) != v
+            )
             raise OutputError(
                 f"{workdir} holds an interrupted run with other options ({changed}); "
                 "rerun with the same options to resume it, or pass --overwrite to start over"

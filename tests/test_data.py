@@ -87,8 +87,16 @@ def _wrong_image_size(folder):
 
 @pytest.mark.parametrize(
     "corrupt",
-    [_truncated_gzip, _wrong_magic, _count_mismatch, _label_ten, _missing_file, _empty_folder, _one_pixel_changed,
-     _wrong_image_size],  # fmt: skip
+    [
+        _truncated_gzip,
+        _wrong_magic,
+        _count_mismatch,
+        _label_ten,
+        _missing_file,
+        _empty_folder,
+        _one_pixel_changed,
+        _wrong_image_size,
+    ],  # fmt: skip
 )
 def test_corrupt_data_gives_one_clear_line_and_exit_code_2(corrupt, data_copy, tmp_path):
     expected = corrupt(data_copy)

@@ -41,6 +41,13 @@ def test_convolutions_are_5x5_stride_1_same_and_pools_2x2_stride_2():
         assert (pool.pool_size, pool.strides) == ((2, 2), (2, 2))
 
 
+def test_batchnorm_matches_pytorch_defaults_of_the_article():
+    model = build_model()
+    for name in ("bn1", "bn2"):
+        bn = model.get_layer(name)
+        assert (bn.momentum, bn.epsilon) == (0.9, 1e-5)
+
+
 def test_model_takes_raw_pixels_and_rescales_itself():
     model = build_model()
     assert abs(model.get_layer("rescale").scale - 1 / 255) < 1e-12

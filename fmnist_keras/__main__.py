@@ -1,0 +1,3 @@
+from fmnist_keras.cli import main
+
+main()

@@ -1,0 +1,167 @@
+"""Export + verification on a briefly trained real model. Conversions leak memory
+(tensorflow#122598), so each test converts as little as it can."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fmnist_keras.c_array import bytes_from_c_source
+from fmnist_keras.cli import app
+from fmnist_keras.config import ExportConfig
+from fmnist_keras.errors import VerificationFailed
+from fmnist_keras.export import export_and_validate
+from fmnist_keras.runners import io_details, keras_logits, micro_logits, tflite_logits
+from fmnist_keras.tflite_ops import deployability_problems, op_names
+
+runner = CliRunner()
+QUIET = {"log": lambda *_: None}
+
+
+def _by_name(report):
+    return {a["name"]: a for a in report["artifacts"]}
+
+
+def test_int8_export_is_verified_deployable_and_published(model_copy, tmp_path, fmnist):
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["export", "--model", str(model_copy), "--quantize", "int8", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "model_int8.tflite" in result.output and "published" in result.output
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["test_images"] == 10_000
+    assert report["calibration"]["samples"] == 500
+    artifacts = _by_name(report)
+    assert set(artifacts) == {"model.keras", "saved_model", "model_float32.tflite", "model_int8.tflite"}
+    assert artifacts["saved_model"]["max_abs_logit_diff"] <= 1e-4
+    assert artifacts["model_float32.tflite"]["max_abs_logit_diff"] <= 1e-4
+    assert artifacts["model_int8.tflite"]["agreement"] >= 0.98
+    assert artifacts["model_int8.tflite"]["size_bytes"] <= 40_000
+
+    # The published file itself, re-run independently on LiteRT, matches Keras.
+    import keras
+
+    reference = keras_logits(keras.models.load_model(model_copy, safe_mode=True), fmnist.x_test)
+    int8_bytes = (out / "model_int8.tflite").read_bytes()
+    int8 = tflite_logits(int8_bytes, fmnist.x_test)
+    assert np.mean(int8.argmax(1) == reference.argmax(1)) >= 0.98
+    float_bytes = (out / "model_float32.tflite").read_bytes()
+    assert np.max(np.abs(tflite_logits(float_bytes, fmnist.x_test[:500]) - reference[:500])) <= 1e-4
+
+    # Deployable: batch 1, builtin ops only, integer all the way through with int8 IO.
+    assert op_names(int8_bytes) == ["CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED"]
+    assert deployability_problems(int8_bytes, full_integer=True) == []
+    details = io_details(int8_bytes)
+    assert details["input"] == {"dtype": "int8", "shape": [1, 28, 28, 1], "scale": 1.0, "zero_point": -128}
+    assert details["output"]["dtype"] == "int8"
+
+    # The microcontroller source holds exactly those bytes, and TFLM agrees with LiteRT.
+    assert bytes_from_c_source((out / "model_int8.cc").read_text()) == int8_bytes
+    assert "alignas(16) const unsigned char g_fmnist_model_int8[]" in (out / "model_int8.cc").read_text()
+    assert report["micro"]["compile"].startswith("compiled")
+    micro = micro_logits(int8_bytes, fmnist.x_test[:200])
+    assert np.array_equal(micro.argmax(1), int8[:200].argmax(1))
+
+    assert (out / "labels.txt").read_text().splitlines()[9] == "Ankle boot"
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "q = round(pixel / 1) + -128 (int8)" in card and "29,130 parameters" in card
+    assert "| model_int8.tflite | int8 |" in (out / "report.md").read_text()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_uint8_io_takes_raw_pixel_bytes(model_copy, tmp_path):
+    report = export_and_validate(model_copy, tmp_path, quantize="int8", io="uint8", **QUIET)
+    details = _by_name(report)["model_int8_uint8io.tflite"]["io"]
+    assert details["input"] == {"dtype": "uint8", "shape": [1, 28, 28, 1], "scale": 1.0, "zero_point": 0}
+    assert (tmp_path / "model_int8_uint8io.tflite").is_file()
+
+
+@pytest.mark.parametrize("mode", ["float16", "dynamic"])
+def test_float16_and_dynamic_exports_pass_the_gate(mode, model_copy, tmp_path):
+    report = export_and_validate(model_copy, tmp_path, quantize=mode, **QUIET)
+    entry = _by_name(report)[f"model_{mode}.tflite"]
+    assert report["passed"] and entry["accuracy_drop_points"] <= 0.5 and entry["agreement"] >= 0.98
+    assert not (tmp_path / "model_int8.cc").exists()
+
+
+def test_gate_fails_on_black_calibration_and_publishes_nothing(model_copy, tmp_path):
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "model_float32.tflite").write_bytes(b"previous artifact")
+    black = np.zeros((100, 28, 28, 1), dtype=np.float32)
+    with pytest.raises(VerificationFailed) as excinfo:
+        export_and_validate(model_copy, out, quantize="int8", representative=black, config=ExportConfig(), **QUIET)
+    assert "model_int8.tflite: accuracy drops" in str(excinfo.value)
+    assert excinfo.value.report["passed"] is False
+    assert sorted(p.name for p in out.iterdir()) == ["model_float32.tflite"]
+    assert (out / "model_float32.tflite").read_bytes() == b"previous artifact"
+
+
+def test_flex_ops_are_caught():
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32)])
+    def shift(x):
+        transform = tf.constant([[1.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0]])
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=x, transforms=transform, output_shape=[28, 28], fill_value=0.0, interpolation="NEAREST"
+        )
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([shift.get_concrete_function()], shift)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    problems = deployability_problems(converter.convert(), full_integer=False)
+    assert any("Flex (SELECT_TF_OPS) op FlexImageProjectiveTransformV3" in p for p in problems)
+
+
+def test_unknown_converter_mode_raises(model_copy):
+    from fmnist_keras.convert import to_tflite
+
+    with pytest.raises(ValueError):
+        to_tflite(object(), quantize="int4")
+    with pytest.raises(ValueError, match="needs --quantize int8"):
+        to_tflite(object(), quantize="float16", io="uint8")
+
+
+def _lambda_model(path):
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x))).save(path)
+
+
+def _wrong_shape_model(path):
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs))).save(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "expected"),
+    [
+        (None, ["--model", "{tmp}/absent.keras"], "does not exist"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"), ["--model", "{tmp}/bad.keras"], "not a readable"),
+        (lambda p: p.write_bytes(b""), ["--model", "{tmp}/bad.keras"], "not a readable"),
+        (_lambda_model, ["--model", "{tmp}/bad.keras"], "Lambda layer"),
+        (_wrong_shape_model, ["--model", "{tmp}/bad.keras"], "is not the fmnist model"),
+        (None, ["--model", "{model}", "--calibration-samples", "0"], "--calibration-samples"),
+        (None, ["--model", "{model}", "--calibration-samples", "60001"], "--calibration-samples"),
+        (None, ["--model", "{model}", "--quantize", "int4"], "--quantize"),
+        (None, ["--model", "{model}", "--io", "uint8"], "--io applies to --quantize int8 only"),
+        (None, ["--model", "{model}", "--output", "{tmp}/file/sub"], "cannot write to output folder"),
+    ],
+)
+def test_bad_export_input_gives_a_clear_error(make, args, expected, model_copy, tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    if make:
+        make(tmp_path / "bad.keras")
+    args = [a.format(tmp=tmp_path, model=model_copy) for a in args]
+    if "--output" not in args:
+        args += ["--output", str(tmp_path / "out")]
+    result = runner.invoke(app, ["export", *args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out" / "report.json").exists()
