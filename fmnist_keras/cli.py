@@ -72,6 +72,9 @@ def train(
     learning_rate: Annotated[
         float, typer.Option(min=1e-8, help="Peak Adam learning rate (cosine decay to 0).")
     ] = TRAIN.learning_rate,
+    weight_decay: Annotated[float, typer.Option(min=0.0, help="Decoupled weight decay of Adam (0: none).")] = (
+        TRAIN.weight_decay
+    ),
     warmup_epochs: Annotated[int, typer.Option(min=0, help="Epochs of linear learning-rate warm-up.")] = (
         TRAIN.warmup_epochs
     ),
@@ -101,6 +104,7 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        weight_decay=weight_decay,
         warmup_epochs=warmup_epochs,
         label_smoothing=label_smoothing,
         augment=augment,

@@ -19,6 +19,8 @@ class TrainConfig:
     batch_size: int = 128
     # Peak learning rate of Adam: the article's 1e-3, then cosine decay to 0.
     learning_rate: float = 1e-3
+    # Decoupled weight decay (AdamW-style) on all weights; 0 = plain Adam.
+    weight_decay: float = 0.0
     # Linear warm-up steps before the cosine decay starts (stabilises BatchNorm
     # statistics in the first few hundred steps).
     warmup_epochs: int = 1

@@ -118,6 +118,7 @@ def model_card(report: dict, model) -> str:
             f"Fashion-MNIST, {training['num_train_images']:,} training images, {training['num_val_images']:,} "
             f"held out (stratified) for validation; the test set was evaluated once. Adam, peak learning rate "
             f"{c['learning_rate']:g} with {c['warmup_epochs']} warm-up epoch(s) and cosine decay, "
+            f"weight decay {c.get('weight_decay', 0):g}, "
             f"{c['epochs']} epochs, "
             f"batch {c['batch_size']}, label smoothing {c['label_smoothing']:g}, augmentation "
             f"{_augmentation(c)}, seed {c['seed']}. "

@@ -131,7 +131,7 @@ def train_and_evaluate(
     )
     model = build_model()
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=schedule),
+        optimizer=keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=False,  # XLA is about 2x slower for this model on CPU

@@ -1,0 +1,63 @@
+import re
+
+from typer.testing import CliRunner
+
+from fmnist_keras import __version__
+from fmnist_keras.cli import app
+from fmnist_keras.config import ExportConfig, TrainConfig
+
+runner = CliRunner()
+
+
+def _plain(text: str) -> str:
+    """Help text without rich's box drawing and line wrapping."""
+    return re.sub(r"[\s│╭╮╰╯─]+", " ", text)
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"fmnist-keras {__version__}"
+
+
+def test_help_lists_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "export", "info"):
+        assert command in result.output
+
+
+def test_train_help_shows_the_real_defaults_from_the_config():
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = _plain(result.output)
+    config = TrainConfig()
+    for option, value in (
+        ("--epochs", config.epochs),
+        ("--batch-size", config.batch_size),
+        ("--learning-rate", config.learning_rate),
+        ("--seed", config.seed),
+        ("--validation-split", config.validation_split),
+        ("--shift-pixels", config.shift_pixels),
+    ):
+        assert re.search(rf"{option} .*?\[default: {value}\]", text), option
+
+
+def test_export_help_shows_the_real_defaults_from_the_config():
+    result = runner.invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
+    text = _plain(result.output)
+    assert f"[default: {ExportConfig().calibration_samples}]" in text
+    assert "none|float16|dynamic|int8" in text and "float32|int8|uint8" in text
+
+
+def test_info_shows_model_versions_devices_and_data(real_data_dir):
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "29,130" in result.output  # total params in the summary
+    assert "tensorflow" in result.output and "keras" in result.output and "ai_edge_litert" in result.output
+    assert "CPU" in result.output
+    assert f"found in {real_data_dir}" in result.output
+
+
+def test_unknown_command_is_a_usage_error():
+    result = runner.invoke(app, ["fly"])
+    assert result.exit_code == 2

@@ -1,0 +1,56 @@
+"""Export benchmark: `fmnist export --quantize int8` on a trained model, timed end to end.
+
+Runs the real command in a fresh process (TensorFlow start-up, conversion and
+verification of every artifact on all 10,000 test images included) and prints
+the size, accuracy and drop of each artifact from the report it wrote.
+
+    python tools/bench_export.py [--model export/model.keras] [--calibration-samples 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=Path("export/model.keras"))
+    parser.add_argument("--quantize", default="int8")
+    parser.add_argument("--calibration-samples", type=int, default=500)
+    args = parser.parse_args()
+    if not args.model.is_file():
+        sys.exit(f"error: {args.model} does not exist; run `fmnist train` first or pass --model")
+
+    with tempfile.TemporaryDirectory(prefix="fmnist-export-bench-") as out:
+        command = ["fmnist", "export", "--model", str(args.model), "--quantize", args.quantize,
+                   "--calibration-samples", str(args.calibration_samples), "--output", out]  # fmt: skip
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "fmnist_keras", *command[1:]], capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if result.returncode != 0:
+            sys.exit(f"export failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+        report = json.loads((Path(out) / "report.json").read_text())
+
+    print(f"command: {' '.join(command[:-2])}")
+    print(f"wall time {wall:.1f} s (process start to exit, verification of every artifact included)")
+    print(f"{'artifact':<24}{'bytes':>10}{'accuracy':>10}{'drop pts':>10}{'agreement':>11}")
+    for a in report["artifacts"]:
+        print(
+            f"{a['name']:<24}{a['size_bytes']:>10,}{a['accuracy']:>10.2%}"
+            f"{a['accuracy_drop_points']:>10.2f}{a['agreement']:>11.2%}"
+        )
+    micro = report.get("micro")
+    if micro:
+        print(
+            f"TFLite Micro vs LiteRT agreement on {micro['micro_images']:,} images: {micro['micro_agreement_with_litert']:.1%}"
+        )
+
+
+if __name__ == "__main__":
+    main()
