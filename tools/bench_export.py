@@ -47,9 +47,8 @@ def main() -> None:
         )
     micro = report.get("micro")
     if micro:
-        print(
-            f"TFLite Micro vs LiteRT agreement on {micro['micro_images']:,} images: {micro['micro_agreement_with_litert']:.1%}"
-        )
+        agreement = micro["micro_agreement_with_litert"]
+        print(f"TFLite Micro vs LiteRT agreement on {micro['micro_images']:,} images: {agreement:.1%}")
 
 
 if __name__ == "__main__":
