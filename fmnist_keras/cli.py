@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from fmnist_keras import __version__
-from fmnist_keras.config import ExportConfig, TrainConfig
+from fmnist_keras.config import MAX_SPARSITY, ExportConfig, TrainConfig
 from fmnist_keras.convert import IODType, Quantize
 from fmnist_keras.errors import FmnistError
 from fmnist_keras.quiet import import_tensorflow_quietly
@@ -150,17 +150,41 @@ def export(
         float, typer.Option(min=0.0, help="Largest accuracy loss of a quantized file, in points, before failing.")
     ] = EXPORT.max_accuracy_drop,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the calibration sample.")] = EXPORT.seed,
+    qat: Annotated[
+        bool, typer.Option("--qat", help="Also fine-tune with quantization-aware training (tfmot); needs int8.")
+    ] = False,
+    qat_epochs: Annotated[int, typer.Option(min=1, help="Epochs of quantization-aware fine-tuning.")] = (
+        EXPORT.qat_epochs
+    ),
+    sparsity: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=MAX_SPARSITY, help="Also export a magnitude-pruned int8 model with this sparsity."),
+    ] = None,
+    prune_epochs: Annotated[int, typer.Option(min=1, help="Epochs of pruning fine-tuning.")] = EXPORT.prune_epochs,
     data_dir: DataDirOption = None,
 ) -> None:
     """Export SavedModel and TFLite, verify each on all 10,000 test images, publish only if all pass."""
     if io is not IODType.int8 and quantize is not Quantize.int8:
         raise typer.BadParameter("--io applies to --quantize int8 only", param_hint="--io")
+    if (qat or sparsity is not None) and quantize is not Quantize.int8:
+        raise typer.BadParameter(
+            "QAT and pruning produce full-integer models: add --quantize int8", param_hint="--qat/--sparsity"
+        )
+    if sparsity == 0:
+        raise typer.BadParameter(f"must be in (0, {MAX_SPARSITY}]", param_hint="--sparsity")
     config = dataclasses.replace(
-        EXPORT, calibration_samples=calibration_samples, max_accuracy_drop=max_accuracy_drop, seed=seed
+        EXPORT,
+        calibration_samples=calibration_samples,
+        max_accuracy_drop=max_accuracy_drop,
+        seed=seed,
+        qat_epochs=qat_epochs,
+        prune_epochs=prune_epochs,
     )
     command = (
         f"fmnist export --model {model} --quantize {quantize.value} --io {io.value} --output {output} "
         f"--calibration-samples {calibration_samples} --max-accuracy-drop {max_accuracy_drop:g} --seed {seed}"
+        + (f" --qat --qat-epochs {qat_epochs}" if qat else "")
+        + (f" --sparsity {sparsity:g} --prune-epochs {prune_epochs}" if sparsity is not None else "")
         + (f" --data-dir {data_dir}" if data_dir else "")
     )
     import_tensorflow_quietly()
@@ -169,7 +193,16 @@ def export(
 
     try:
         report = export_and_validate(
-            model, output, quantize=quantize, io=io, config=config, data_dir=data_dir, command=command, log=typer.echo
+            model,
+            output,
+            quantize=quantize,
+            io=io,
+            config=config,
+            data_dir=data_dir,
+            qat=qat,
+            sparsity=sparsity,
+            command=command,
+            log=typer.echo,
         )
     except FmnistError as error:
         if getattr(error, "report", None):

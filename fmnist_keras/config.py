@@ -42,6 +42,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+# Largest accepted --sparsity: beyond it too few weights remain to keep accuracy.
+MAX_SPARSITY = 0.95
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     # Training images used to calibrate full-integer quantization (stratified).
@@ -51,6 +55,11 @@ class ExportConfig:
     # Float32 artifacts must reproduce Keras logits within this absolute tolerance.
     float_tolerance: float = 1e-4
     seed: int = 0
+    # Quantization-aware training / pruning fine-tunes (tensorflow-model-optimization).
+    qat_epochs: int = 2
+    prune_epochs: int = 2
+    # Peak of a cosine decay: small, because fine-tuning starts from a converged model.
+    finetune_learning_rate: float = 1e-4
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

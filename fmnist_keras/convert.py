@@ -91,8 +91,10 @@ def export_saved_model(model, path: Path, batch_size: int | None = None) -> None
     archive.write_out(str(path), verbose=False)
 
 
-def tflite_filename(quantize: Quantize, io: IODType) -> str:
+def tflite_filename(quantize: Quantize, io: IODType, tag: str = "") -> str:
+    """model_float32.tflite, model_int8.tflite, model_int8_qat_uint8io.tflite, ..."""
     if quantize is Quantize.none:
         return "model_float32.tflite"
+    tag = f"_{tag}" if tag else ""
     suffix = "" if quantize is not Quantize.int8 or io is IODType.int8 else f"_{io.value}io"
-    return f"model_{quantize.value}{suffix}.tflite"
+    return f"model_{quantize.value}{tag}{suffix}.tflite"

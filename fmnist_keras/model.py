@@ -27,11 +27,13 @@ LAYER_NAMES = (
 )
 
 
-def build_model(keras: ModuleType | None = None, batch_size: int | None = None):
+def build_model(keras: ModuleType | None = None, batch_size: int | None = None, rescale: bool = True):
     """Build the network with `keras` (Keras 3 by default; `tf_keras` for tfmot).
 
     One definition serves both Keras generations, so quantization-aware
-    training fine-tunes exactly the layers we train and export.
+    training fine-tunes exactly the layers we train and export. `rescale=False`
+    leaves out the 1/255 Rescaling layer (which tfmot cannot quantize); the
+    caller then folds 1/255 into conv1's kernel, keeping the 0..255 contract.
     """
     if keras is None:
         import keras
@@ -39,7 +41,7 @@ def build_model(keras: ModuleType | None = None, batch_size: int | None = None):
     # PyTorch's BatchNorm2d defaults, as in the article's code (Keras's own are 0.99 / 1e-3).
     bn = {"momentum": 0.9, "epsilon": 1e-5}
     inputs = keras.Input(shape=INPUT_SHAPE, batch_size=batch_size, name="pixels")
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs) if rescale else inputs
     # Block 1: 5x5 conv, 16 filters, stride 1, padding 2 ("same") -> 28x28x16 -> 14x14x16
     x = layers.Conv2D(16, 5, strides=1, padding="same", name="conv1")(x)
     x = layers.BatchNormalization(**bn, name="bn1")(x)

@@ -9,10 +9,12 @@ from fmnist_keras.data import CLASS_NAMES
 
 def _row(a: dict) -> list[str]:
     status = "FAIL" if a["failures"] else "ok"
+    gzip_bytes = a.get("gzip_bytes")
     return [
         a["name"],
-        a["quantize"],
+        a["method"],
         f"{a['size_bytes'] / 1024:,.1f}",
+        f"{gzip_bytes / 1024:,.1f}" if gzip_bytes else "",
         f"{a['accuracy']:.2%}",
         f"{a['accuracy_drop_points']:+.2f}",
         f"{a['agreement']:.2%}",
@@ -21,7 +23,7 @@ def _row(a: dict) -> list[str]:
     ]
 
 
-_HEADER = ["artifact", "quantize", "KiB", "accuracy", "drop (pts)", "agree w/ float", "max |dlogit|", "gate"]
+_HEADER = ["artifact", "method", "KiB", "gzip KiB", "accuracy", "drop (pts)", "agree w/ float", "max |dlogit|", "gate"]
 
 
 def artifact_table(report: dict, markdown: bool = False) -> str:
@@ -43,8 +45,13 @@ def terminal_summary(report: dict) -> str:
             f"{micro['name']}: {micro['array_bytes']:,} bytes, "
             f"round-trip {'ok' if micro['bytes_match_tflite'] else 'FAIL'}, "
             f"{micro['compile']}, TFLite Micro agrees with LiteRT on "
-            f"{micro['micro_agreement_with_litert']:.1%} of {micro['micro_images']:,} images\n"
+            f"{micro['micro_agreement_with_litert']:.1%} of {micro['micro_images']:,} images "
+            f"(outputs at most {micro['micro_max_output_diff_steps']:.0f} quantization step(s) apart)\n"
         )
+    for a in report["artifacts"]:
+        if "kernel_sparsity" in a:
+            layers = ", ".join(f"{k} {v:.1%}" for k, v in a["kernel_sparsity"].items())
+            out.write(f"{a['name']}: zero weights per kernel: {layers}\n")
     for failure in report["failures"]:
         out.write(f"FAIL {failure}\n")
     out.write(f"{report['test_images']:,} test images, {report['seconds']:.1f} s\n")

@@ -1,0 +1,177 @@
+"""Quantization-aware training and magnitude pruning with tensorflow-model-optimization.
+
+tfmot only works with Keras 2 (`tf_keras`), so the trained Keras 3 network is
+rebuilt with `tf_keras` from the same `build_model`, its weights copied over,
+and fine-tuned there. tfmot and tf_keras are imported only inside this module's
+functions: importing tfmot sets TF_USE_LEGACY_KERAS=1, which we undo at once
+so nothing else in the process (or its children) changes Keras generation.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from fmnist_keras.model import build_model
+
+RESCALE = 1.0 / 255.0
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int = 2
+    # Small: QAT and pruning start from a trained model and must not wander off.
+    learning_rate: float = 1e-4
+    batch_size: int = 128
+    # Recipe of the trained model, so fine-tuning sees the same data distribution.
+    label_smoothing: float = 0.1
+    augment: bool = True
+    shift_pixels: int = 0
+    seed: int = 0
+
+
+def import_tfmot():
+    """Import tfmot and tf_keras, keeping TF_USE_LEGACY_KERAS as it was."""
+    previous = os.environ.get("TF_USE_LEGACY_KERAS")
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    if previous is None:
+        os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    else:
+        os.environ["TF_USE_LEGACY_KERAS"] = previous
+    return tfmot, tf_keras
+
+
+def to_tf_keras(model, *, fold_rescale: bool):
+    """The same network in tf_keras with the Keras 3 model's weights.
+
+    With `fold_rescale`, the Rescaling layer is dropped and 1/255 is folded into
+    conv1's kernel (exact: conv(x/255) = conv_{W/255}(x)).
+    """
+    _, tf_keras = import_tfmot()
+    legacy = build_model(tf_keras, rescale=not fold_rescale)
+    weights = [w.copy() for w in model.get_weights()]
+    if fold_rescale:
+        weights[0] = weights[0] * RESCALE  # conv1 kernel, first in layer order
+    legacy.set_weights(weights)
+    return legacy
+
+
+def back_to_keras3(legacy, *, folded: bool):
+    """Copy a (stripped) tf_keras network's weights into a fresh Keras 3 model."""
+    model = build_model()
+    weights = [w.copy() for w in legacy.get_weights()]
+    if folded:
+        weights[0] = weights[0] / RESCALE
+    model.set_weights(weights)
+    return model
+
+
+def _fit(legacy, x, y, x_val, y_val, config: FinetuneConfig, callbacks=(), verbose=0):
+    """Fine-tune on the training pipeline (same augmentation as training), cosine-decayed learning rate."""
+    from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
+
+    _, tf_keras = import_tfmot()
+    tf_keras.utils.set_random_seed(config.seed)
+    steps = steps_per_epoch(len(x), config.batch_size)
+    schedule = tf_keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
+    legacy.compile(
+        optimizer=tf_keras.optimizers.Adam(schedule),
+        loss=tf_keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return legacy.fit(
+        training_dataset(x, y, config.batch_size, config.seed, config.augment, config.shift_pixels),
+        steps_per_epoch=steps,
+        validation_data=eval_dataset(x_val, y_val),
+        epochs=config.epochs,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
+
+
+def quantization_aware_finetune(model, x, y, x_val, y_val, config: FinetuneConfig, *, pruned: bool = False, verbose=0):
+    """Fine-tune with fake quantization; returns the tf_keras QAT model.
+
+    With `pruned`, uses tfmot's pruning-preserving scheme so zeros stay zeros.
+    """
+    tfmot, _ = import_tfmot()
+    legacy = to_tf_keras(model, fold_rescale=True)
+    quantize = tfmot.quantization.keras
+    if pruned:
+        scheme = quantize.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+        qat = quantize.quantize_apply(quantize.quantize_annotate_model(legacy), scheme)
+    else:
+        qat = quantize.quantize_model(legacy)
+    _fit(qat, x, y, x_val, y_val, config, verbose=verbose)
+    return qat
+
+
+def prune_finetune(model, sparsity: float, x, y, x_val, y_val, config: FinetuneConfig, verbose=0):
+    """Magnitude-prune conv and dense kernels to `sparsity` while fine-tuning; return a Keras 3 model."""
+    tfmot, tf_keras = import_tfmot()
+    sparsity_api = tfmot.sparsity.keras
+    legacy = to_tf_keras(model, fold_rescale=False)
+    steps = config.epochs * -(-len(x) // config.batch_size)
+    schedule = sparsity_api.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=max(1, int(steps * 0.7)), frequency=10
+    )
+
+    def prune_weighted(layer):
+        if isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense)):
+            return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer
+
+    pruning = tf_keras.models.clone_model(legacy, clone_function=prune_weighted)
+    pruning.set_weights(_with_pruning_state(pruning, legacy))
+    _fit(pruning, x, y, x_val, y_val, config, callbacks=[sparsity_api.UpdatePruningStep()], verbose=verbose)
+    return back_to_keras3(sparsity_api.strip_pruning(pruning), folded=False)
+
+
+def _with_pruning_state(pruning, legacy) -> list:
+    """clone_model re-initialises weights: copy the trained ones, keep masks/steps as created."""
+    trained = {w.name.split("/")[0] + "/" + w.name.split("/")[-1]: w.numpy() for w in legacy.weights}
+    values = []
+    for w in pruning.weights:
+        parts = w.name.split("/")
+        layer = parts[0].removeprefix("prune_low_magnitude_")
+        key = layer + "/" + parts[-1]
+        values.append(trained[key] if key in trained else w.numpy())
+    return values
+
+
+def qat_to_tflite(qat_model, io: str = "int8") -> bytes:
+    """Convert a tf_keras QAT model to a batch-1, full-integer .tflite."""
+    import tensorflow as tf
+
+    from fmnist_keras.quiet import native_stderr_silenced
+
+    io_types = {"int8": tf.int8, "uint8": tf.uint8, "float32": None}
+    if io not in io_types:
+        raise ValueError(f"unknown io type {io!r}; expected one of {sorted(io_types)}")
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32, name="pixels")])
+    def serve(pixels):
+        return {"logits": qat_model(pixels, training=False)}
+
+    with tempfile.TemporaryDirectory(prefix="fmnist-qat-") as tmp:
+        tf.saved_model.save(qat_model, tmp, signatures={"serving_default": serve})
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if io_types[io] is not None:
+            converter.inference_input_type = converter.inference_output_type = io_types[io]
+        with native_stderr_silenced():
+            return bytes(converter.convert())
+
+
+def kernel_sparsity(model) -> dict[str, float]:
+    """Fraction of exactly-zero weights in each conv/dense kernel."""
+    return {
+        layer.name: float(np.mean(layer.get_weights()[0] == 0))
+        for layer in model.layers
+        if layer.name in ("conv1", "conv2", "logits")
+    }

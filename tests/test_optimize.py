@@ -1,0 +1,73 @@
+"""QAT and pruning (tensorflow-model-optimization) on a briefly trained real model."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fmnist_keras.cli import app
+from fmnist_keras.config import ExportConfig, TrainConfig
+from fmnist_keras.export import export_and_validate
+from fmnist_keras.runners import tflite_logits
+from fmnist_keras.tflite_ops import deployability_problems
+
+runner = CliRunner()
+ONE_EPOCH = dataclasses.replace(ExportConfig(), qat_epochs=1, prune_epochs=1)
+
+
+def test_qat_export_passes_the_gate_and_leaves_keras3_in_charge(model_copy, tmp_path, fmnist):
+    legacy_flag = os.environ.get("TF_USE_LEGACY_KERAS")
+    report = export_and_validate(model_copy, tmp_path, quantize="int8", qat=True, config=ONE_EPOCH, log=print)
+    qat = next(a for a in report["artifacts"] if a["method"] == "qat")
+    assert qat["name"] == "model_int8_qat.tflite" and not qat["failures"]
+    model_bytes = (tmp_path / "model_int8_qat.tflite").read_bytes()
+    assert deployability_problems(model_bytes, full_integer=True) == []
+    logits = tflite_logits(model_bytes, fmnist.x_test)
+    assert np.mean(logits.argmax(1) == fmnist.y_test) == pytest.approx(qat["accuracy"])
+    assert report["micro"]["source"] == "model_int8_qat.tflite"
+
+    # tfmot's import must not have switched this process (or its children) to Keras 2.
+    assert os.environ.get("TF_USE_LEGACY_KERAS") == legacy_flag
+    import keras
+
+    from fmnist_keras.model import build_model
+    from fmnist_keras.train import train_and_evaluate
+
+    assert keras.__version__.startswith("3.") and type(build_model()).__module__.startswith("keras.")
+    metrics = train_and_evaluate(
+        TrainConfig(epochs=1, max_train_images=1000, batch_size=100), tmp_path / "after", verbose=0, log=print
+    )
+    assert metrics["num_params"] == 29_130
+    second = export_and_validate(tmp_path / "after" / "model.keras", tmp_path / "after", log=print)
+    assert second["passed"]
+
+
+def test_pruned_export_reaches_the_requested_sparsity(model_copy, tmp_path):
+    report = export_and_validate(model_copy, tmp_path, quantize="int8", sparsity=0.5, config=ONE_EPOCH, log=print)
+    by_method = {a["method"]: a for a in report["artifacts"] if "method" in a}
+    pruned, dense = by_method["ptq+pruning"], by_method["ptq"]
+    assert pruned["name"] == "model_int8_sparse50.tflite" and not pruned["failures"]
+    for layer, fraction in pruned["kernel_sparsity"].items():
+        assert abs(fraction - 0.5) <= 0.01, layer
+    assert pruned["gzip_bytes"] < dense["gzip_bytes"]
+    assert (tmp_path / "model_int8_sparse50.tflite").stat().st_size == pruned["size_bytes"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--quantize", "int8", "--sparsity", "0"], "--sparsity"),
+        (["--quantize", "int8", "--sparsity", "0.96"], "--sparsity"),
+        (["--quantize", "int8", "--qat", "--qat-epochs", "0"], "--qat-epochs"),
+        (["--quantize", "float16", "--qat"], "full-integer"),
+        (["--quantize", "dynamic", "--sparsity", "0.5"], "full-integer"),
+    ],
+)
+def test_bad_optimization_options_are_usage_errors(args, expected, model_copy, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", "--model", str(model_copy), "--output", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert not out.exists()
