@@ -7,6 +7,7 @@ TensorFlow is imported inside the commands, keeping `--help` fast.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -18,10 +19,11 @@ from fmnist_keras import __version__
 from fmnist_keras.config import MAX_SPARSITY, ExportConfig, TrainConfig
 from fmnist_keras.convert import IODType, Quantize
 from fmnist_keras.errors import FmnistError
+from fmnist_keras.images import Invert
 from fmnist_keras.quiet import import_tensorflow_quietly
 
 # Silence TensorFlow's C++ logging unless the user asked for it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TRAIN = TrainConfig()
 EXPORT = ExportConfig()
@@ -210,6 +212,122 @@ def export(
         raise _fail(error) from None
     typer.echo(terminal_summary(report))
     typer.echo(f"published to {output}/ (report.md, MODEL_CARD.md, report.json)")
+
+
+@app.command()
+def evaluate(
+    artifacts: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A .keras file, a .tflite file or a SavedModel folder; give two to compare them.", exists=True
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option(help="JSON report; the confusion-matrix PNG is written beside it.", dir_okay=False)
+    ] = DEFAULT_OUTPUT / "evaluation.json",
+    gallery: Annotated[bool, typer.Option(help="Also write a PNG grid of misclassified test images.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Accuracy, per-class precision/recall/F1 and confusions of a model on all 10,000 test images."""
+    if len(artifacts) > 2:
+        raise typer.BadParameter("give one artifact, or two to compare", param_hint="ARTIFACTS")
+    import_tensorflow_quietly()
+    from fmnist_keras.evaluate import evaluate_artifacts, metrics_table
+
+    try:
+        report = evaluate_artifacts(artifacts, output, data_dir=data_dir, gallery=gallery)
+    except FmnistError as error:
+        raise _fail(error) from None
+    for result in report["results"]:
+        typer.echo(f"{result['artifact']} ({result['kind']}): accuracy {result['accuracy']:.2%} "
+                   f"on {result['images']:,} test images")  # fmt: skip
+        typer.echo(metrics_table(result))
+    if "comparison" in report:
+        c = report["comparison"]
+        typer.echo(
+            f"agreement {c['agreement']:.2%}: {c['disagreements']} disagreements; only the first is right on "
+            f"{c['first_right_second_wrong']}, only the second on {c['second_right_first_wrong']}"
+        )
+    typer.echo(f"wrote {output} and {report['confusion_png']}" + (f" and {report['gallery_png']}" if gallery else ""))
+
+
+@app.command()
+def predict(
+    artifact: Annotated[
+        Path, typer.Argument(help="A .keras file, a .tflite file or a SavedModel folder.", exists=True)
+    ],
+    images: Annotated[list[Path], typer.Argument(help="PNG/JPEG/BMP/GIF pictures, or .npy arrays of 28x28 uint8.")],
+    invert: Annotated[
+        Invert, typer.Option(help="Invert dark-on-light pictures; auto decides from the border pixels.")
+    ] = Invert.auto,
+    top_k: Annotated[int, typer.Option(min=1, max=10, help="How many labels to print per picture.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Classify your own pictures (same preprocessing for every artifact type)."""
+    import_tensorflow_quietly()
+    from fmnist_keras.predict import predict_files
+
+    try:
+        results, errors = predict_files(artifact, images, invert=invert, top_k=top_k)
+    except FmnistError as error:
+        raise _fail(error) from None
+    if as_json:
+        typer.echo(json.dumps({"predictions": results, "errors": errors}, indent=2))
+    else:
+        for r in results:
+            labels = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in r["top"])
+            typer.echo(f"{r['input']}: {labels}")
+    for message in errors:
+        typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    artifacts: Annotated[
+        list[Path] | None, typer.Argument(help="Artifacts to time; default: every model in export/.", exists=True)
+    ] = None,
+    threads: Annotated[list[int], typer.Option(min=1, help="Thread counts to measure (repeat the option).")] = [1, 2],  # noqa: B006
+    runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs per measurement, after warm-up.")] = 1000,
+    output: Annotated[Path, typer.Option(help="JSON file for the results.", dir_okay=False)] = (
+        DEFAULT_OUTPUT / "bench.json"
+    ),
+) -> None:
+    """Latency (p50/p90/p99 at batch 1) and throughput of each artifact."""
+    from fmnist_keras.bench import bench_artifacts, bench_table, default_artifacts
+    from fmnist_keras.files import ensure_writable_dir, write_json
+
+    paths = artifacts or default_artifacts(DEFAULT_OUTPUT)
+    if not paths:
+        raise _fail(
+            FmnistError(f"no models in {DEFAULT_OUTPUT}/; run `fmnist train` and `fmnist export`, or name artifacts")
+        )
+    try:
+        ensure_writable_dir(output.parent)
+    except FmnistError as error:
+        raise _fail(error) from None
+    with typer.progressbar(length=len(paths) * len(threads), label="benchmarking", file=sys.stderr) as bar:
+        results = bench_artifacts(paths, threads, runs, progress=lambda *_: bar.update(1))
+    typer.echo(bench_table(results))
+    write_json(output, {"runs": runs, "results": results})
+    typer.echo(f"wrote {output}")
+    if any("error" in r for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("bench-worker", hidden=True)
+def bench_worker(path: Path, threads: int, runs: int) -> None:
+    """One measurement in a fresh process (used by `fmnist bench`)."""
+    import_tensorflow_quietly()
+    from fmnist_keras.bench import measure
+    from fmnist_keras.data import load_data
+
+    try:
+        result = measure(path, threads, runs, load_data().x_test[:256])
+    except FmnistError as error:
+        raise _fail(error) from None
+    typer.echo(json.dumps(result))
 
 
 @app.command()

@@ -21,10 +21,19 @@ def keras_logits(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarra
     return np.asarray(model.predict(_as_float_batch(images), batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
-def saved_model_logits(path: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+def load_serving_signature(path: Path):
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return tf.saved_model.load(str(path)).signatures["serving_default"]
+
+
+def saved_model_logits(path: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    return serving_logits(load_serving_signature(path), images, batch_size)
+
+
+def serving_logits(serve, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    import tensorflow as tf
+
     x = _as_float_batch(images)
     chunks = [serve(pixels=tf.constant(x[i : i + batch_size]))["logits"].numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(chunks).astype(np.float32)

@@ -1,0 +1,134 @@
+"""`fmnist bench`: latency and throughput of each artifact at 1 and 2 threads.
+
+Each (artifact, threads) pair is measured in a fresh process, because
+TensorFlow fixes its thread pools when it starts. Keras and SavedModel run
+through a compiled tf.function; .tflite files through LiteRT with XNNPACK.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Multiply-accumulates per image: conv1 28*28*16*5*5*1 + conv2 14*14*32*5*5*16 + dense 1568*10.
+MACS_PER_IMAGE = 28 * 28 * 16 * 25 + 14 * 14 * 32 * 25 * 16 + 1568 * 10
+THROUGHPUT_BATCH = 256
+
+
+def default_artifacts(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    found = [folder / "model.keras", folder / "saved_model"] + sorted(folder.glob("*.tflite"))
+    return [p for p in found if p.exists()]
+
+
+def _percentiles(seconds: list[float]) -> dict:
+    us = np.asarray(seconds) * 1e6
+    p50, p90, p99 = np.percentile(us, [50, 90, 99])
+    return {"p50_us": float(p50), "p90_us": float(p90), "p99_us": float(p99), "runs": len(us)}
+
+
+def _time_calls(call, runs: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
+    """Run in a fresh process: batch-1 latency percentiles and best-batch throughput."""
+    from fmnist_keras.artifacts import artifact_kind
+
+    kind = artifact_kind(path)
+    warmup = max(20, runs // 10)
+    if kind == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        from fmnist_keras.quiet import native_stderr_silenced
+        from fmnist_keras.runners import quantize_input
+
+        with native_stderr_silenced():
+            interpreter = Interpreter(model_content=Path(path).read_bytes(), num_threads=threads)
+            interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        x = quantize_input(images[:1], detail)
+
+        def one():
+            interpreter.set_tensor(detail["index"], x)
+            interpreter.invoke()
+
+        latency = _time_calls(one, runs, warmup)
+        batch = int(detail["shape"][0])  # deployable files have a static batch of 1
+        throughput = batch / float(np.median(latency))
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        if kind == "keras":
+            from fmnist_keras.model_file import load_trained_model
+
+            model = load_trained_model(path)
+            fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
+        else:
+            from fmnist_keras.runners import load_serving_signature
+
+            serve = load_serving_signature(path)
+            fn = tf.function(lambda x: serve(pixels=x)["logits"])
+        x1 = tf.constant(images[:1].reshape(1, 28, 28, 1).astype(np.float32))
+        latency = _time_calls(lambda: fn(x1).numpy(), runs, warmup)
+        batch = THROUGHPUT_BATCH
+        xb = tf.constant(images[:batch].reshape(-1, 28, 28, 1).astype(np.float32))
+        batch_times = _time_calls(lambda: fn(xb).numpy(), 30, 5)
+        throughput = batch / float(np.median(batch_times))
+    stats = _percentiles(latency)
+    return {
+        "artifact": str(path),
+        "kind": kind,
+        "threads": threads,
+        **stats,
+        "throughput_batch": batch,
+        "images_per_second": throughput,
+        "gmacs_per_second_batch1": MACS_PER_IMAGE / (stats["p50_us"] * 1e-6) / 1e9,
+    }
+
+
+def bench_artifacts(paths: list[Path], threads: list[int], runs: int, progress=None) -> list[dict]:
+    """Measure every (artifact, threads) pair, each in its own process."""
+    jobs = [(p, t) for p in paths for t in threads]
+    results = []
+    for path, thread_count in jobs:
+        command = [sys.executable, "-m", "fmnist_keras", "bench-worker", str(path), str(thread_count), str(runs)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            results.append({"artifact": str(path), "threads": thread_count, "error": lines[-1] if lines else "failed"})
+        else:
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        if progress:
+            progress(path, thread_count)
+    return results
+
+
+def bench_table(results: list[dict]) -> str:
+    lines = [
+        f"{'artifact':<34}{'threads':>8}{'p50 µs':>9}{'p90 µs':>9}{'p99 µs':>9}{'img/s':>10}{'batch':>6}{'GMAC/s':>8}"
+    ]
+    for r in results:
+        name = Path(r["artifact"]).name
+        if "error" in r:
+            lines.append(f"{name:<34}{r['threads']:>8}  error: {r['error']}")
+            continue
+        lines.append(
+            f"{name:<34}{r['threads']:>8}{r['p50_us']:>9.1f}{r['p90_us']:>9.1f}{r['p99_us']:>9.1f}"
+            f"{r['images_per_second']:>10,.0f}{r['throughput_batch']:>6}{r['gmacs_per_second_batch1']:>8.1f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""`fmnist evaluate`: accuracy, per-class metrics, confusions, and pictures of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_keras.data import CLASS_NAMES, NUM_CLASSES
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Rows: true class, columns: predicted class."""
+    return np.bincount(labels * NUM_CLASSES + predicted, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict:
+    matrix = confusion_matrix(labels, predicted)
+    true_positive = np.diag(matrix).astype(float)
+    precision = np.divide(true_positive, matrix.sum(axis=0), out=np.zeros(NUM_CLASSES), where=matrix.sum(axis=0) > 0)
+    recall = np.divide(true_positive, matrix.sum(axis=1), out=np.zeros(NUM_CLASSES), where=matrix.sum(axis=1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(NUM_CLASSES), where=precision + recall > 0)
+    off_diagonal = [(int(matrix[t, p]), t, p) for t in range(NUM_CLASSES) for p in range(NUM_CLASSES) if t != p]
+    return {
+        "accuracy": float(true_positive.sum() / matrix.sum()),
+        "images": int(matrix.sum()),
+        "per_class": [
+            {
+                "class": CLASS_NAMES[c],
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "f1": float(f1[c]),
+                "support": int(matrix[c].sum()),
+            }
+            for c in range(NUM_CLASSES)
+        ],
+        "most_confused": [
+            {"true": CLASS_NAMES[t], "predicted": CLASS_NAMES[p], "count": n}
+            for n, t, p in sorted(off_diagonal, reverse=True)[:5]
+        ],
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def compare_predictions(first: np.ndarray, second: np.ndarray, labels: np.ndarray) -> dict:
+    disagree = np.flatnonzero(first != second)
+    return {
+        "agreement": float(1 - len(disagree) / len(labels)),
+        "disagreements": int(len(disagree)),
+        "first_right_second_wrong": int(np.sum((first == labels) & (second != labels))),
+        "second_right_first_wrong": int(np.sum((second == labels) & (first != labels))),
+        "disagreement_indices": disagree[:50].tolist(),
+    }
+
+
+def metrics_table(metrics: dict) -> str:
+    lines = [f"{'class':<12}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
+    for row in metrics["per_class"]:
+        lines.append(
+            f"{row['class']:<12}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>8.3f}{row['support']:>9,}"
+        )
+    lines.append(
+        "most confused: "
+        + "; ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in metrics["most_confused"][:3])
+    )
+    return "\n".join(lines)
+
+
+def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
+    """Counts and row-normalised rates side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), dpi=90)
+    for ax, values, label, fmt in ((axes[0], matrix, "counts", "{:d}"), (axes[1], rates, "row-normalised", "{:.2f}")):
+        ax.imshow(values, cmap="Blues")
+        ax.set_title(f"{title}: {label}")
+        ax.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(NUM_CLASSES), CLASS_NAMES, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        high = values.max() * 0.6
+        for t in range(NUM_CLASSES):
+            for p in range(NUM_CLASSES):
+                value = int(values[t, p]) if fmt == "{:d}" else float(values[t, p])
+                ax.text(p, t, fmt.format(value), ha="center", va="center", fontsize=6.5,
+                        color="white" if values[t, p] > high else "black")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def plot_gallery(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, path: Path, limit: int = 40) -> None:
+    """A grid of misclassified test images with their true and predicted labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wrong = np.flatnonzero(labels != predicted)[:limit]
+    columns = 8
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), dpi=90, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong, strict=False):
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"#{i}\ntrue {CLASS_NAMES[labels[i]]}\npred {CLASS_NAMES[predicted[i]]}", fontsize=6.5)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def evaluate_artifacts(paths: list[Path], output: Path, *, data_dir: Path | None = None, gallery: bool = False) -> dict:
+    """Evaluate one or two artifacts on the full test set; write JSON and PNGs beside `output`."""
+    from fmnist_keras.artifacts import open_artifact
+    from fmnist_keras.data import load_data
+    from fmnist_keras.files import atomic_path, ensure_writable_dir, write_json
+
+    ensure_writable_dir(Path(output).parent)
+    artifacts = [open_artifact(p) for p in paths]  # fail on a bad file before the long part
+    data = load_data(data_dir)
+    labels = data.y_test.astype(np.int64)
+    results, predictions = [], []
+    for artifact in artifacts:
+        predicted = artifact.logits(data.x_test).argmax(axis=1)
+        predictions.append(predicted)
+        results.append(
+            {"artifact": str(artifact.path), "kind": artifact.kind, **classification_metrics(labels, predicted)}
+        )
+    report = {"test_images": len(labels), "data_dir": str(data.source), "results": results}
+    if len(predictions) == 2:
+        report["comparison"] = compare_predictions(predictions[0], predictions[1], labels)
+
+    stem = Path(output).with_suffix("")
+    report["confusion_png"] = str(stem) + "_confusion.png"
+    with atomic_path(Path(report["confusion_png"])) as tmp:
+        plot_confusion(np.array(results[0]["confusion_matrix"]), tmp, Path(paths[0]).name)
+    if gallery:
+        report["gallery_png"] = str(stem) + "_gallery.png"
+        with atomic_path(Path(report["gallery_png"])) as tmp:
+            plot_gallery(data.x_test, labels, predictions[0], tmp)
+    write_json(Path(output), report)
+    return report

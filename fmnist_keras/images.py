@@ -1,0 +1,106 @@
+"""Turn user pictures into Fashion-MNIST-like 28x28 inputs.
+
+The same preprocessing feeds every artifact type:
+1. the first frame (GIF), alpha composited onto white (product photos sit on white);
+2. grayscale, 16-bit images scaled to 8 bits;
+3. invert if asked, or with `auto` when the border is brighter than mid-grey
+   (Fashion-MNIST items are light on a dark background);
+4. fit into 28x28 keeping the aspect ratio (area-averaging), centred on black.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+MAX_PIXELS = 50_000_000  # refuse larger images before decoding them (decompression bombs)
+
+
+class Invert(str, Enum):
+    auto = "auto"
+    yes = "yes"
+    no = "no"
+
+
+class ImageError(ValueError):
+    """A file that cannot be turned into an input; the message names the problem."""
+
+
+def _to_gray_u8(image) -> np.ndarray:
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() > 255 else 255.0
+        return np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def should_invert(gray: np.ndarray) -> bool:
+    """Dark-on-light picture? Judged from the mean of the outermost pixel ring."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(border.mean()) > 127.5
+
+
+def fit_28x28(gray: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    height, width = gray.shape
+    scale = 28 / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX), dtype=np.uint8)
+    canvas = np.zeros((28, 28), dtype=np.uint8)
+    top, left = (28 - resized.shape[0]) // 2, (28 - resized.shape[1]) // 2
+    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    return canvas
+
+
+def load_image(path: Path, invert: Invert = Invert.auto) -> np.ndarray:
+    """One picture file -> (28, 28) uint8, or ImageError."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(
+                    f"{path}: {width}x{height} is over {MAX_PIXELS // 1_000_000} megapixels; refused unread"
+                )
+            image.seek(0)
+            image.load()
+            gray = _to_gray_u8(image)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image Pillow can read (PNG, JPEG, BMP, GIF, ...)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{path}: truncated or corrupt image ({exc})") from None
+    if invert is Invert.yes or (invert is Invert.auto and should_invert(gray)):
+        gray = 255 - gray
+    return fit_28x28(gray)
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """(N, 28, 28) or (N, 28, 28, 1) uint8 array file -> (N, 28, 28) uint8."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{path}: not a readable .npy array ({exc})") from None
+    if array.ndim == 4 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 3 or array.shape[1:] != (28, 28) or array.dtype != np.uint8:
+        raise ImageError(
+            f"{path}: expected uint8 of shape (N, 28, 28) or (N, 28, 28, 1), got {array.dtype} {array.shape}"
+        )
+    return array
