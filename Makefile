@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DATA   := /usr/share/datasets/fashion-mnist
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup data lint bench clean
+.PHONY: demo test setup data lint bench docs clean
 
 demo: setup
 	$(BIN)/fmnist train
@@ -38,7 +38,14 @@ lint: setup
 
 bench: setup
 	$(BIN)/python tools/bench_accuracy.py --seeds 0 1 2
+	$(BIN)/python tools/bench_train.py
 	$(BIN)/python tools/bench_export.py
+	$(BIN)/fmnist bench
+
+# README pictures from the default run in export/ (run `make demo` first).
+docs: setup
+	cp export/training_curves.png docs/training_curves.png
+	$(BIN)/fmnist evaluate export/model.keras --output docs/evaluation.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

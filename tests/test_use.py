@@ -1,0 +1,125 @@
+"""evaluate, predict and bench on a briefly trained real model and real test images."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fmnist_keras.cli import app
+from fmnist_keras.data import CLASS_NAMES
+from fmnist_keras.export import export_and_validate
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exported")
+    report = export_and_validate(trained_run / "model.keras", out, quantize="int8", log=lambda *_: None)
+    return out, {a["name"]: a for a in report["artifacts"]}
+
+
+def test_evaluate_matches_the_export_report_and_compares_two(exported, trained_run, tmp_path):
+    out, artifacts = exported
+    target = tmp_path / "eval.json"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(trained_run / "model.keras"),
+            str(out / "model_int8.tflite"),
+            "--output",
+            str(target),
+            "--gallery",
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(target.read_text())
+    keras_result, int8_result = report["results"]
+    assert keras_result["accuracy"] == pytest.approx(artifacts["model.keras"]["accuracy"])
+    assert int8_result["accuracy"] == pytest.approx(artifacts["model_int8.tflite"]["accuracy"])
+    assert report["comparison"]["agreement"] == pytest.approx(artifacts["model_int8.tflite"]["agreement"])
+    assert sum(row["support"] for row in keras_result["per_class"]) == 10_000
+    assert np.array(keras_result["confusion_matrix"]).sum() == 10_000
+    for png in (report["confusion_png"], report["gallery_png"]):
+        assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "precision" in result.output and "most confused" in result.output
+
+
+def test_evaluate_saved_model_folder(exported, tmp_path):
+    out, artifacts = exported
+    result = runner.invoke(app, ["evaluate", str(out / "saved_model"), "--output", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    accuracy = json.loads((tmp_path / "e.json").read_text())["results"][0]["accuracy"]
+    assert accuracy == pytest.approx(artifacts["saved_model"]["accuracy"])
+
+
+@pytest.mark.parametrize("invert", ["yes", "auto"])
+def test_predict_recovers_labels_of_resized_inverted_rgb_photos(invert, exported, fmnist, tmp_path):
+    out, _ = exported
+    paths = []
+    for i in range(200):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(255 - fmnist.x_test[i]).resize((280, 280)).convert("RGB").save(path)
+        paths.append(str(path))
+    result = runner.invoke(app, ["predict", str(out / "model_int8.tflite"), *paths, "--invert", invert, "--json"])
+    assert result.exit_code == 0, result.output
+    predicted = [p["label"] for p in json.loads(result.output)["predictions"]]
+    truth = [CLASS_NAMES[y] for y in fmnist.y_test[:200]]
+    assert np.mean(np.array(predicted) == np.array(truth)) >= 0.85
+
+
+def test_predict_reports_each_bad_file_and_classifies_the_rest(trained_run, fmnist, tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(fmnist.x_test[0]).save(good)
+    (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:60])
+    big = tmp_path / "huge.png"
+    Image.new("L", (8000, 7000)).save(big)  # 56 megapixels, tiny on disk
+    rgba16 = tmp_path / "deep.png"
+    Image.fromarray((fmnist.x_test[1].astype(np.uint16) * 257)).save(rgba16)
+    gif = tmp_path / "anim.gif"
+    Image.fromarray(fmnist.x_test[2]).save(gif, save_all=True, append_images=[Image.new("L", (28, 28))])
+    npy = tmp_path / "batch.npy"
+    np.save(npy, fmnist.x_test[3:5, :, :, None])
+    bad_npy = tmp_path / "bad.npy"
+    np.save(bad_npy, np.zeros((2, 32, 32), dtype=np.float32))
+    files = [good, tmp_path / "text.png", tmp_path / "empty.jpg", tmp_path / "cut.png", big, tmp_path / "nope.png",
+             rgba16, gif, npy, bad_npy]  # fmt: skip
+    result = runner.invoke(app, ["predict", str(trained_run / "model.keras"), *map(str, files), "--invert", "no"])
+    assert result.exit_code == 1, result.output
+    for expected in ("text.png: not an image", "empty.jpg: empty file", "cut.png: truncated or corrupt",
+                     "huge.png: 8000x7000 is over 50 megapixels", "nope.png: no such file",
+                     "bad.npy: expected uint8 of shape (N, 28, 28)"):  # fmt: skip
+        assert expected in result.output
+    assert "Traceback" not in result.output
+    classified = [line for line in result.output.splitlines() if not line.startswith("error")]
+    assert len(classified) == 5  # good, 16-bit, GIF and two .npy rows
+
+
+def test_bench_returns_ordered_percentiles(exported, tmp_path):
+    out, _ = exported
+    target = tmp_path / "bench.json"
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            str(out / "model_int8.tflite"),
+            str(out / "saved_model"),
+            "--threads",
+            "1",
+            "--runs",
+            "50",
+            "--output",
+            str(target),
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(target.read_text())["results"]
+    assert [r["kind"] for r in rows] == ["tflite", "saved_model"]
+    for row in rows:
+        assert 0 < row["p50_us"] <= row["p90_us"] <= row["p99_us"] and row["images_per_second"] > 0
+    assert rows[1]["throughput_batch"] == 256
