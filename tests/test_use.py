@@ -1,6 +1,7 @@
 """evaluate, predict and bench on a briefly trained real model and real test images."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def test_evaluate_matches_the_export_report_and_compares_two(exported, trained_r
     assert sum(row["support"] for row in keras_result["per_class"]) == 10_000
     assert np.array(keras_result["confusion_matrix"]).sum() == 10_000
     for png in (report["confusion_png"], report["gallery_png"]):
-        assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "precision" in result.output and "most confused" in result.output
 
 
@@ -80,7 +81,7 @@ def test_predict_reports_each_bad_file_and_classifies_the_rest(trained_run, fmni
     big = tmp_path / "huge.png"
     Image.new("L", (8000, 7000)).save(big)  # 56 megapixels, tiny on disk
     rgba16 = tmp_path / "deep.png"
-    Image.fromarray((fmnist.x_test[1].astype(np.uint16) * 257)).save(rgba16)
+    Image.fromarray(fmnist.x_test[1].astype(np.uint16) * 257).save(rgba16)
     gif = tmp_path / "anim.gif"
     Image.fromarray(fmnist.x_test[2]).save(gif, save_all=True, append_images=[Image.new("L", (28, 28))])
     npy = tmp_path / "batch.npy"
