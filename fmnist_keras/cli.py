@@ -124,6 +124,12 @@ def train(
         )
     except FmnistError as error:
         raise _fail(error) from None
+    except KeyboardInterrupt:
+        typer.secho(
+            f"interrupted: run the same command again to resume from the last completed epoch in {output}",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     typer.echo(
         f"test accuracy {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f}) on "
         f"{metrics['num_test_images']:,} images | best val {metrics['best_val_accuracy']:.2%} | "

@@ -4,7 +4,6 @@ test images, and only published when all of them pass (timm's export+validate pa
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from datetime import datetime, timezone
@@ -13,15 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras import versions
-from fmnist_keras.config import MAX_SPARSITY, ExportConfig, TrainConfig
+from fmnist_keras.config import MAX_SPARSITY, ExportConfig
 from fmnist_keras.convert import IODType, Quantize, export_saved_model, tflite_filename, to_tflite
-from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample, stratified_split
+from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample
 from fmnist_keras.errors import OutputError, VerificationFailed
 from fmnist_keras.files import ensure_writable_dir, publish, staging_dir, write_json, write_text
+from fmnist_keras.int8_variants import gzip_size, int8_variants
+from fmnist_keras.micro import verify_micro_source
 
 DEFAULT_CONFIG = ExportConfig()
-MICRO_IMAGES = 1000  # TFLM's reference kernels take ~4 ms an image: 1,000 keeps export under a minute
-C_SYMBOL = "g_fmnist_model_int8"
 
 
 def calibration_images(x_train: np.ndarray, y_train: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -29,70 +28,6 @@ def calibration_images(x_train: np.ndarray, y_train: np.ndarray, count: int, see
     if not 1 <= count <= len(x_train):
         raise OutputError(f"--calibration-samples must be between 1 and {len(x_train):,}, got {count}")
     return x_train[stratified_sample(y_train, count, seed)].astype(np.float32).reshape(-1, 28, 28, 1)
-
-
-def gzip_size(data: bytes) -> int:
-    """Bytes after gzip -9: what an over-the-air update or a compressed flash image stores."""
-    return len(gzip.compress(data, compresslevel=9, mtime=0))
-
-
-def _int8_variants(model, io, representative, data, training, config: ExportConfig, qat, sparsity, log):
-    """(file name, method, thunk) for each full-integer model asked for; a thunk returns
-    (tflite bytes, extra report fields)."""
-    variants = [
-        (tflite_filename(Quantize.int8, io), "ptq", lambda: (to_tflite(model, Quantize.int8, io, representative), {}))
-    ]
-    if not qat and sparsity is None:
-        return variants
-    from fmnist_keras import optimize
-
-    train_cfg = TrainConfig(**training["config"]) if training else TrainConfig()
-    train_idx, val_idx = stratified_split(data.y_train, train_cfg.validation_split, train_cfg.seed)
-    split = (data.x_train[train_idx], data.y_train[train_idx], data.x_train[val_idx], data.y_train[val_idx])
-
-    def finetune(epochs: int) -> optimize.FinetuneConfig:
-        return optimize.FinetuneConfig(
-            epochs=epochs,
-            learning_rate=config.finetune_learning_rate,
-            batch_size=train_cfg.batch_size,
-            label_smoothing=train_cfg.label_smoothing,
-            augment=train_cfg.augment,
-            shift_pixels=train_cfg.shift_pixels,
-            seed=train_cfg.seed,
-        )
-
-    if qat:
-
-        def make_qat():
-            log(f"Quantization-aware fine-tuning, {config.qat_epochs} epoch(s)")
-            qat_model = optimize.quantization_aware_finetune(model, *split, finetune(config.qat_epochs))
-            return optimize.qat_to_tflite(qat_model, io.value), {"finetune_epochs": config.qat_epochs}
-
-        variants.append((tflite_filename(Quantize.int8, io, "qat"), "qat", make_qat))
-    if sparsity is not None:
-        tag = f"sparse{round(sparsity * 100)}"
-        pruned = {}
-
-        def pruned_model():
-            if "model" not in pruned:
-                log(f"Pruning to {sparsity:.0%} sparsity, {config.prune_epochs} epoch(s)")
-                pruned["model"] = optimize.prune_finetune(model, sparsity, *split, finetune(config.prune_epochs))
-            return pruned["model"]
-
-        def make_pruned():
-            if qat:  # pruning-preserving QAT keeps the zeros through fake quantization
-                qat_model = optimize.quantization_aware_finetune(
-                    pruned_model(), *split, finetune(config.qat_epochs), pruned=True
-                )
-                model_bytes = optimize.qat_to_tflite(qat_model, io.value)
-            else:
-                model_bytes = to_tflite(pruned_model(), Quantize.int8, io, representative)
-            extra = {"target_sparsity": sparsity, "kernel_sparsity": optimize.kernel_sparsity(pruned_model())}
-            return model_bytes, extra
-
-        name = tflite_filename(Quantize.int8, io, tag + ("_qat" if qat else ""))
-        variants.append((name, "qat+pruning" if qat else "ptq+pruning", make_pruned))
-    return variants
 
 
 def _entry(name, fmt, size, logits, reference, labels, config: ExportConfig | None = None) -> dict:
@@ -141,62 +76,6 @@ def _tflite_entry(name: str, model_bytes: bytes, method: str, logits, reference,
         **metrics,
         "ops": op_names(model_bytes),
         "io": io_details(model_bytes),
-        "failures": failures,
-    }
-
-
-def output_step(model_bytes: bytes, logits: np.ndarray) -> float:
-    """One quantization step of the model's output, in logit units."""
-    from fmnist_keras.runners import io_details
-
-    scale = io_details(model_bytes)["output"]["scale"]
-    # Float output (int8 model with float32 IO): estimate the step from the logit range.
-    return scale if scale > 0 else float(np.ptp(logits)) / 255
-
-
-def _micro_check(source_name: str, model_bytes: bytes, staged: Path, litert_logits, x_test) -> dict:
-    """Write the TFLM C++ source and prove it: bytes round-trip, it compiles, TFLM agrees with LiteRT."""
-    from fmnist_keras.c_array import bytes_from_c_source, compile_check, to_c_source
-    from fmnist_keras.runners import micro_logits
-
-    header_name = "model_int8.h"
-    header, source = to_c_source(model_bytes, C_SYMBOL, header_name)
-    (staged / header_name).write_text(header)
-    (staged / "model_int8.cc").write_text(source)
-    failures = []
-    if bytes_from_c_source(source) != model_bytes:
-        failures.append("the C array does not hold the .tflite bytes")
-    try:
-        compiled = compile_check(header, source, header_name)
-    except RuntimeError as exc:
-        compiled = "failed"
-        failures.append(str(exc))
-    micro = micro_logits(model_bytes, x_test[:MICRO_IMAGES])
-    litert = litert_logits[:MICRO_IMAGES]
-    lsb = output_step(model_bytes, litert)
-    same = int(np.sum(micro.argmax(1) == litert.argmax(1)))
-    max_diff_lsb = float(np.max(np.abs(micro - litert)) / lsb)
-    # XNNPACK and TFLM's reference kernels may round an output 1 step apart; that may only
-    # flip a prediction whose top two logits tie at output resolution.
-    rows = np.arange(len(litert))
-    margin = litert[rows, litert.argmax(1)] - litert[rows, micro.argmax(1)]
-    real = int(np.sum(margin > 1.5 * lsb))
-    if real or max_diff_lsb > 2.5:
-        failures.append(
-            f"TFLite Micro and LiteRT disagree on {real} of {MICRO_IMAGES} images beyond rounding "
-            f"(outputs up to {max_diff_lsb:.0f} steps apart)"
-        )
-    return {
-        "name": "model_int8.cc",
-        "format": "c++ (TensorFlow Lite Micro)",
-        "source": source_name,
-        "symbol": C_SYMBOL,
-        "array_bytes": len(model_bytes),
-        "bytes_match_tflite": not any("C array" in f for f in failures),
-        "compile": compiled,
-        "micro_images": MICRO_IMAGES,
-        "micro_agreement_with_litert": same / MICRO_IMAGES,
-        "micro_max_output_diff_steps": max_diff_lsb,
         "failures": failures,
     }
 
@@ -258,7 +137,7 @@ def export_and_validate(
         if quantize in (Quantize.float16, Quantize.dynamic):
             variants.append((tflite_filename(quantize, io), quantize.value, lambda: (to_tflite(model, quantize), {})))
         elif quantize is Quantize.int8:
-            variants += _int8_variants(model, io, representative, data, training, config, qat, sparsity, log)
+            variants += int8_variants(model, io, representative, data, training, config, qat, sparsity, log)
         last_int8 = None
         for name, method, make in variants:
             log(f"Converting and verifying {name}")
@@ -272,7 +151,7 @@ def export_and_validate(
                 last_int8 = (name, model_bytes, logits)
         if last_int8:
             # The C array holds the most refined int8 model asked for (QAT > pruned > PTQ).
-            micro = _micro_check(last_int8[0], last_int8[1], staged, last_int8[2], data.x_test)
+            micro = verify_micro_source(last_int8[0], last_int8[1], staged, last_int8[2], data.x_test)
             published += ["model_int8.h", "model_int8.cc"]
         (staged / "labels.txt").write_text("\n".join(CLASS_NAMES) + "\n")
         failures = [f"{a['name']}: {f}" for a in artifacts + ([micro] if micro else []) for f in a["failures"]]

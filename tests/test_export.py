@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_keras.c_array import bytes_from_c_source
 from fmnist_keras.cli import app
 from fmnist_keras.config import ExportConfig
 from fmnist_keras.errors import VerificationFailed
 from fmnist_keras.export import export_and_validate
+from fmnist_keras.micro import bytes_from_c_source
 from fmnist_keras.runners import io_details, keras_logits, micro_logits, tflite_logits
 from fmnist_keras.tflite_ops import deployability_problems, op_names
 

@@ -23,13 +23,18 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("export/model.keras"))
     parser.add_argument("--quantize", default="int8")
     parser.add_argument("--calibration-samples", type=int, default=500)
+    parser.add_argument("--qat", action="store_true", help="add quantization-aware training")
+    parser.add_argument("--sparsity", type=float, help="add a pruned int8 model")
     args = parser.parse_args()
     if not args.model.is_file():
         sys.exit(f"error: {args.model} does not exist; run `fmnist train` first or pass --model")
 
     with tempfile.TemporaryDirectory(prefix="fmnist-export-bench-") as out:
         command = ["fmnist", "export", "--model", str(args.model), "--quantize", args.quantize,
-                   "--calibration-samples", str(args.calibration_samples), "--output", out]  # fmt: skip
+                   "--calibration-samples", str(args.calibration_samples)]  # fmt: skip
+        command += ["--qat"] if args.qat else []
+        command += ["--sparsity", str(args.sparsity)] if args.sparsity else []
+        command += ["--output", out]
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "fmnist_keras", *command[1:]], capture_output=True, text=True)
         wall = time.perf_counter() - started
@@ -39,12 +44,15 @@ def main() -> None:
 
     print(f"command: {' '.join(command[:-2])}")
     print(f"wall time {wall:.1f} s (process start to exit, verification of every artifact included)")
-    print(f"{'artifact':<24}{'bytes':>10}{'accuracy':>10}{'drop pts':>10}{'agreement':>11}")
+    print(f"{'artifact':<32}{'method':<13}{'bytes':>9}{'gzip':>9}{'accuracy':>10}{'drop pts':>10}{'agreement':>11}")
     for a in report["artifacts"]:
+        gzip_bytes = f"{a['gzip_bytes']:,}" if a.get("gzip_bytes") else ""
         print(
-            f"{a['name']:<24}{a['size_bytes']:>10,}{a['accuracy']:>10.2%}"
+            f"{a['name']:<32}{a['method']:<13}{a['size_bytes']:>9,}{gzip_bytes:>9}{a['accuracy']:>10.2%}"
             f"{a['accuracy_drop_points']:>10.2f}{a['agreement']:>11.2%}"
         )
+        if "kernel_sparsity" in a:
+            print("    zero weights: " + ", ".join(f"{k} {v:.1%}" for k, v in a["kernel_sparsity"].items()))
     micro = report.get("micro")
     if micro:
         agreement = micro["micro_agreement_with_litert"]

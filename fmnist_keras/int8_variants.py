@@ -1,0 +1,77 @@
+"""The full-integer models `fmnist export --quantize int8` builds: post-training
+quantization always, plus QAT and/or pruning (tfmot) when asked."""
+
+from __future__ import annotations
+
+import gzip
+
+from fmnist_keras.config import ExportConfig, TrainConfig
+from fmnist_keras.convert import Quantize, tflite_filename, to_tflite
+from fmnist_keras.data import stratified_split
+
+
+def gzip_size(data: bytes) -> int:
+    """Bytes after gzip -9: what an over-the-air update or a compressed flash image stores."""
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def int8_variants(model, io, representative, data, training, config: ExportConfig, qat, sparsity, log):
+    """(file name, method, thunk) for each full-integer model asked for; a thunk returns
+    (tflite bytes, extra report fields)."""
+    variants = [
+        (tflite_filename(Quantize.int8, io), "ptq", lambda: (to_tflite(model, Quantize.int8, io, representative), {}))
+    ]
+    if not qat and sparsity is None:
+        return variants
+    from fmnist_keras import optimize
+
+    known = TrainConfig.__dataclass_fields__
+    train_cfg = (
+        TrainConfig(**{k: v for k, v in training["config"].items() if k in known}) if training else TrainConfig()
+    )
+    train_idx, val_idx = stratified_split(data.y_train, train_cfg.validation_split, train_cfg.seed)
+    split = (data.x_train[train_idx], data.y_train[train_idx], data.x_train[val_idx], data.y_train[val_idx])
+
+    def finetune(epochs: int) -> optimize.FinetuneConfig:
+        return optimize.FinetuneConfig(
+            epochs=epochs,
+            learning_rate=config.finetune_learning_rate,
+            batch_size=train_cfg.batch_size,
+            label_smoothing=train_cfg.label_smoothing,
+            augment=train_cfg.augment,
+            shift_pixels=train_cfg.shift_pixels,
+            seed=train_cfg.seed,
+        )
+
+    if qat:
+
+        def make_qat():
+            log(f"Quantization-aware fine-tuning, {config.qat_epochs} epoch(s)")
+            qat_model = optimize.quantization_aware_finetune(model, *split, finetune(config.qat_epochs))
+            return optimize.qat_to_tflite(qat_model, io.value), {"finetune_epochs": config.qat_epochs}
+
+        variants.append((tflite_filename(Quantize.int8, io, "qat"), "qat", make_qat))
+    if sparsity is not None:
+        tag = f"sparse{round(sparsity * 100)}"
+        pruned = {}
+
+        def pruned_model():
+            if "model" not in pruned:
+                log(f"Pruning to {sparsity:.0%} sparsity, {config.prune_epochs} epoch(s)")
+                pruned["model"] = optimize.prune_finetune(model, sparsity, *split, finetune(config.prune_epochs))
+            return pruned["model"]
+
+        def make_pruned():
+            if qat:  # pruning-preserving QAT keeps the zeros through fake quantization
+                qat_model = optimize.quantization_aware_finetune(
+                    pruned_model(), *split, finetune(config.qat_epochs), pruned=True
+                )
+                model_bytes = optimize.qat_to_tflite(qat_model, io.value)
+            else:
+                model_bytes = to_tflite(pruned_model(), Quantize.int8, io, representative)
+            extra = {"target_sparsity": sparsity, "kernel_sparsity": optimize.kernel_sparsity(pruned_model())}
+            return model_bytes, extra
+
+        name = tflite_filename(Quantize.int8, io, tag + ("_qat" if qat else ""))
+        variants.append((name, "qat+pruning" if qat else "ptq+pruning", make_pruned))
+    return variants
