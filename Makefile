@@ -44,8 +44,7 @@ bench: setup
 
 # README pictures from the default run in export/ (run `make demo` first).
 docs: setup
-	cp export/training_curves.png docs/training_curves.png
-	$(BIN)/fmnist evaluate export/model.keras --output docs/evaluation.json
+	$(BIN)/python tools/make_docs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

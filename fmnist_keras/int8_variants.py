@@ -32,10 +32,10 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
     train_idx, val_idx = stratified_split(data.y_train, train_cfg.validation_split, train_cfg.seed)
     split = (data.x_train[train_idx], data.y_train[train_idx], data.x_train[val_idx], data.y_train[val_idx])
 
-    def finetune(epochs: int) -> optimize.FinetuneConfig:
+    def finetune(epochs: int, learning_rate: float) -> optimize.FinetuneConfig:
         return optimize.FinetuneConfig(
             epochs=epochs,
-            learning_rate=config.finetune_learning_rate,
+            learning_rate=learning_rate,
             batch_size=train_cfg.batch_size,
             label_smoothing=train_cfg.label_smoothing,
             augment=train_cfg.augment,
@@ -47,7 +47,9 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
 
         def make_qat():
             log(f"Quantization-aware fine-tuning, {config.qat_epochs} epoch(s)")
-            qat_model = optimize.quantization_aware_finetune(model, *split, finetune(config.qat_epochs))
+            qat_model = optimize.quantization_aware_finetune(
+                model, *split, finetune(config.qat_epochs, config.qat_learning_rate)
+            )
             return optimize.qat_to_tflite(qat_model, io.value), {"finetune_epochs": config.qat_epochs}
 
         variants.append((tflite_filename(Quantize.int8, io, "qat"), "qat", make_qat))
@@ -58,13 +60,15 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
         def pruned_model():
             if "model" not in pruned:
                 log(f"Pruning to {sparsity:.0%} sparsity, {config.prune_epochs} epoch(s)")
-                pruned["model"] = optimize.prune_finetune(model, sparsity, *split, finetune(config.prune_epochs))
+                pruned["model"] = optimize.prune_finetune(
+                    model, sparsity, *split, finetune(config.prune_epochs, config.prune_learning_rate)
+                )
             return pruned["model"]
 
         def make_pruned():
             if qat:  # pruning-preserving QAT keeps the zeros through fake quantization
                 qat_model = optimize.quantization_aware_finetune(
-                    pruned_model(), *split, finetune(config.qat_epochs), pruned=True
+                    pruned_model(), *split, finetune(config.qat_epochs, config.qat_learning_rate), pruned=True
                 )
                 model_bytes = optimize.qat_to_tflite(qat_model, io.value)
             else:

@@ -11,6 +11,7 @@ def plot_training_curves(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [int(r["epoch"]) + 1 for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
@@ -19,6 +20,7 @@ def plot_training_curves(rows: list[dict], path: Path) -> None:
         ax.plot(epochs, [float(r["val_" + key]) for r in rows], label="validation")
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

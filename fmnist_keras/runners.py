@@ -22,9 +22,17 @@ def keras_logits(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarra
 
 
 def load_serving_signature(path: Path):
+    """The `serving_default` function of a SavedModel, holding on to its variables."""
     import tensorflow as tf
 
-    return tf.saved_model.load(str(path)).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures["serving_default"]
+
+    def serve(**inputs):
+        return signature(**inputs)
+
+    serve.loaded = loaded  # a signature alone does not keep the restored variables alive
+    return serve
 
 
 def saved_model_logits(path: Path, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
