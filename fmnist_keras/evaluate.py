@@ -121,8 +121,8 @@ def evaluate_artifacts(paths: list[Path], output: Path, *, data_dir: Path | None
     from fmnist_keras.data import load_data
     from fmnist_keras.files import atomic_path, ensure_writable_dir, write_json
 
-    ensure_writable_dir(Path(output).parent)
     artifacts = [open_artifact(p) for p in paths]  # fail on a bad file before the long part
+    ensure_writable_dir(Path(output).parent)
     data = load_data(data_dir)
     labels = data.y_test.astype(np.int64)
     results, predictions = [], []
