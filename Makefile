@@ -9,8 +9,10 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test setup data lint bench docs clean
 
+# Trains only when export/ holds no finished run (`fmnist train` never overwrites one silently).
 demo: setup
-	$(BIN)/fmnist train
+	@if [ -f export/metrics.json ]; then echo "export/ already holds a trained model; rm -r export/* to retrain"; \
+	else $(BIN)/fmnist train; fi
 	$(BIN)/fmnist export --quantize int8
 
 test: setup lint
