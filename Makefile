@@ -11,7 +11,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Trains only when export/ holds no finished run (`fmnist train` never overwrites one silently).
 demo: setup
-	@if [ -f export/metrics.json ]; then echo "export/ already holds a trained model; rm -r export/* to retrain"; \
+	@if [ -f export/metrics.json ]; then echo "export/ already holds a trained model; .venv/bin/fmnist train --overwrite retrains it"; \
 	else $(BIN)/fmnist train; fi
 	$(BIN)/fmnist export --quantize int8
 
