@@ -56,11 +56,6 @@ def write_text(target: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_bytes(target: Path, data: bytes) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_json(target: Path, obj: object) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
