@@ -23,7 +23,7 @@ def _row(a: dict) -> list[str]:
     ]
 
 
-_HEADER = ["artifact", "method", "KiB", "gzip KiB", "accuracy", "drop (pts)", "agree w/ float", "max |dlogit|", "gate"]
+_HEADER = ["artifact", "method", "KiB", "gzip KiB", "accuracy", "drop (pts)", "agree w/ float", "max Δlogit", "gate"]
 
 
 def artifact_table(report: dict, markdown: bool = False) -> str:
@@ -66,8 +66,9 @@ def _io_lines(report: dict) -> list[str]:
         i, o = a["io"]["input"], a["io"]["output"]
         contract = "raw pixels 0..255 as float32"
         if i["dtype"] != "float32":
-            contract = f"q = round(pixel / {i['scale']:g}) + {i['zero_point']} ({i['dtype']})"
-        out = "float32 logits" if o["dtype"] == "float32" else f"logit = (q - {o['zero_point']}) * {o['scale']:.6g}"
+            sign = "+" if i["zero_point"] >= 0 else "-"
+            contract = f"q = round(pixel / {i['scale']:g}) {sign} {abs(i['zero_point'])} ({i['dtype']})"
+        out = "float32 logits" if o["dtype"] == "float32" else f"logit = (q - ({o['zero_point']})) × {o['scale']:.6g}"
         lines.append(f"| `{a['name']}` | {i['dtype']} {i['shape']} | {contract} | {o['dtype']} {o['shape']} | {out} |")
     return lines
 

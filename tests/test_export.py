@@ -65,7 +65,7 @@ def test_int8_export_is_verified_deployable_and_published(model_copy, tmp_path, 
 
     assert (out / "labels.txt").read_text().splitlines()[9] == "Ankle boot"
     card = (out / "MODEL_CARD.md").read_text()
-    assert "q = round(pixel / 1) + -128 (int8)" in card and "29,130 parameters" in card
+    assert "q = round(pixel / 1) - 128 (int8)" in card and "29,130 parameters" in card
     assert "| model_int8.tflite | ptq |" in (out / "report.md").read_text()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
