@@ -138,10 +138,12 @@ def train_and_evaluate(
     )
 
     nan_guard = keras.callbacks.TerminateOnNaN()
+    # The log row is written before the checkpoint: a kill between the two repeats the
+    # epoch (and _read_log keeps its last row) instead of losing its row.
     callbacks = [
         nan_guard,
-        keras.callbacks.BackupAndRestore(str(state / "backup")),
         keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
+        keras.callbacks.BackupAndRestore(str(state / "backup")),
     ]
     history = model.fit(
         training_dataset(x_train, y_train, config.batch_size, config.seed, config.augment, config.shift_pixels),

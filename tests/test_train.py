@@ -95,14 +95,14 @@ def test_killed_run_resumes_from_last_completed_epoch(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "fmnist_keras", "train", "--epochs", "3", "--max-train-images", "6000",
                "--output", str(out)]  # fmt: skip
-    log = out / ".train_state" / "log.csv"
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    checkpoint = out / ".train_state" / "backup" / "training_metadata.json"  # written after epoch 1
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
-            if log.exists() and len(log.read_text().strip().splitlines()) >= 2:  # header + epoch 1
+            if checkpoint.exists():
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be interrupted"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
@@ -116,4 +116,6 @@ def test_killed_run_resumes_from_last_completed_epoch(tmp_path):
     assert "Epoch 1/3" not in resumed.stdout  # epoch 1 was not trained again
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 3 and metrics["test_accuracy"] > 0.7
+    with (out / "training_log.csv").open() as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2]
     assert not (out / ".train_state").exists()
