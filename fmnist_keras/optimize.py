@@ -126,22 +126,10 @@ def prune_finetune(model, sparsity: float, x, y, x_val, y_val, config: FinetuneC
             return sparsity_api.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer
 
+    # The wrappers wrap the trained layers themselves, so the trained weights carry over.
     pruning = tf_keras.models.clone_model(legacy, clone_function=prune_weighted)
-    pruning.set_weights(_with_pruning_state(pruning, legacy))
     _fit(pruning, x, y, x_val, y_val, config, callbacks=[sparsity_api.UpdatePruningStep()], verbose=verbose)
     return back_to_keras3(sparsity_api.strip_pruning(pruning), folded=False)
-
-
-def _with_pruning_state(pruning, legacy) -> list:
-    """clone_model re-initialises weights: copy the trained ones, keep masks/steps as created."""
-    trained = {w.name.split("/")[0] + "/" + w.name.split("/")[-1]: w.numpy() for w in legacy.weights}
-    values = []
-    for w in pruning.weights:
-        parts = w.name.split("/")
-        layer = parts[0].removeprefix("prune_low_magnitude_")
-        key = layer + "/" + parts[-1]
-        values.append(trained[key] if key in trained else w.numpy())
-    return values
 
 
 def qat_to_tflite(qat_model, io: str = "int8") -> bytes:

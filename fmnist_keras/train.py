@@ -110,6 +110,7 @@ def train_and_evaluate(
 
     from fmnist_keras.model import build_model
     from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
+    from fmnist_keras.runners import keras_logits
 
     # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
     keras.utils.set_random_seed(config.seed)
@@ -163,7 +164,7 @@ def train_and_evaluate(
         )
 
     rows = _read_log(state / "log.csv")
-    test_logits = model.predict(eval_dataset(dataset.x_test, dataset.y_test).map(lambda x, y: x), verbose=0)
+    test_logits = keras_logits(model, dataset.x_test)
     test = evaluate_logits(test_logits, dataset.y_test.astype(np.int64))
     best = max(rows, key=lambda r: float(r["val_accuracy"]))
     metrics = {
