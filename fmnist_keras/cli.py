@@ -16,8 +16,9 @@ from typing import Annotated
 import typer
 
 from fmnist_keras import __version__
-from fmnist_keras.config import MAX_SPARSITY, ExportConfig, TrainConfig
+from fmnist_keras.config import CLUSTER_TIMEOUT_SECONDS, MAX_SPARSITY, ExportConfig, TrainConfig
 from fmnist_keras.convert import IODType, Quantize
+from fmnist_keras.distribute import Strategy
 from fmnist_keras.errors import FmnistError
 from fmnist_keras.images import Invert
 from fmnist_keras.quiet import import_tensorflow_quietly
@@ -26,6 +27,7 @@ from fmnist_keras.quiet import import_tensorflow_quietly
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TRAIN = TrainConfig()
+DEFAULT_STRATEGY = Strategy(TRAIN.strategy)
 EXPORT = ExportConfig()
 DEFAULT_OUTPUT = Path("export")
 
@@ -96,6 +98,19 @@ def train(
     max_train_images: Annotated[
         int | None, typer.Option(min=1, help="Train on the first N training images only (quick experiments).")
     ] = TRAIN.max_train_images,
+    strategy: Annotated[
+        Strategy,
+        typer.Option(
+            help="tf.distribute strategy. auto: mirrored on more than one GPU, else default. multi-worker reads "
+            "the cluster from $TF_CONFIG. --batch-size and --learning-rate are per replica (linear scaling)."
+        ),
+    ] = DEFAULT_STRATEGY,
+    mixed_precision: Annotated[
+        bool, typer.Option(help="Compute in mixed_float16 (GPU) or mixed_bfloat16 (CPU); the saved model is float32.")
+    ] = TRAIN.mixed_precision,
+    cluster_timeout: Annotated[
+        int, typer.Option(min=1, help="Seconds a multi-worker process waits for all workers to join.")
+    ] = CLUSTER_TIMEOUT_SECONDS,
     data_dir: DataDirOption = None,
     output: Annotated[Path, typer.Option(help="Folder for model.keras, metrics.json and the logs.")] = DEFAULT_OUTPUT,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished run already in --output.")] = False,
@@ -114,13 +129,22 @@ def train(
         validation_split=validation_split,
         seed=seed,
         max_train_images=max_train_images,
+        strategy=strategy.value,
+        mixed_precision=mixed_precision,
     )
     import_tensorflow_quietly()
     from fmnist_keras.train import train_and_evaluate
 
     try:
         metrics = train_and_evaluate(
-            config, output, data_dir=data_dir, overwrite=overwrite, verbose=1 if sys.stdout.isatty() else 2
+            config,
+            output,
+            data_dir=data_dir,
+            overwrite=overwrite,
+            verbose=1 if sys.stdout.isatty() else 2,
+            log=typer.echo,
+            tf_config=os.environ.get("TF_CONFIG"),  # the CLI reads it; the library takes the text
+            cluster_timeout=cluster_timeout,
         )
     except FmnistError as error:
         raise _fail(error) from None
@@ -130,6 +154,9 @@ def train(
             err=True,
         )
         raise typer.Exit(130) from None
+    if not metrics["chief"]:
+        typer.echo(f"{metrics['task']} trained {metrics['epochs_run']} epochs; the chief writes the model")
+        return
     typer.echo(
         f"test accuracy {metrics['test_accuracy']:.2%} (loss {metrics['test_loss']:.4f}) on "
         f"{metrics['num_test_images']:,} images | best val {metrics['best_val_accuracy']:.2%} | "
@@ -342,7 +369,7 @@ def info(data_dir: DataDirOption = None) -> None:
     import_tensorflow_quietly()
     from fmnist_keras.info import describe
 
-    typer.echo(describe(data_dir))
+    typer.echo(describe(data_dir, tf_config=os.environ.get("TF_CONFIG")))
 
 
 def main() -> None:

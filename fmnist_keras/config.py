@@ -36,6 +36,14 @@ class TrainConfig:
     # The test set is only evaluated once, at the end.
     validation_split: float = 0.1
     seed: int = 0
+    # tf.distribute strategy: auto (mirrored on >1 GPU, else default), default,
+    # mirrored or multi-worker (TF_CONFIG). batch_size and learning_rate are per
+    # replica: the global batch is batch_size x replicas and the peak learning
+    # rate grows by the same factor (linear scaling, behind the warm-up).
+    strategy: str = "auto"
+    # Compute in mixed_bfloat16 on CPU / mixed_float16 on GPU; weights, logits and
+    # the saved model stay float32.
+    mixed_precision: bool = False
     # Use only the first N training images (after the split); None = all.
     # For smoke tests and quick experiments, never for published numbers.
     max_train_images: int | None = None
@@ -43,6 +51,9 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
+# How long a multi-worker process waits for all its peers to join before it gives up.
+CLUSTER_TIMEOUT_SECONDS = 120
 
 # Largest accepted --sparsity: beyond it too few weights remain to keep accuracy.
 MAX_SPARSITY = 0.95

@@ -41,3 +41,9 @@ class VerificationFailed(FmnistError):
     def __init__(self, message: str, report: dict | None = None):
         super().__init__(message)
         self.report = report  # what was measured, so the CLI can show which artifact failed
+
+
+class ClusterError(FmnistError):
+    """TF_CONFIG is malformed, or the workers of a cluster could not reach each other."""
+
+    exit_code = 2

@@ -9,10 +9,11 @@ from fmnist_keras import versions
 from fmnist_keras.errors import FmnistError
 
 
-def describe(data_dir: Path | None = None) -> str:
+def describe(data_dir: Path | None = None, tf_config: str | None = None) -> str:
     import tensorflow as tf
 
     from fmnist_keras.data import find_data_dir
+    from fmnist_keras.distribute import Strategy, create_strategy, parse_tf_config
     from fmnist_keras.model import build_model
 
     out = io.StringIO()
@@ -21,9 +22,19 @@ def describe(data_dir: Path | None = None) -> str:
     out.write("\nVersions\n")
     for name, version in versions.library_versions().items():
         out.write(f"  {name:<16} {version or 'not installed'}\n")
-    out.write("\nDevices TensorFlow sees\n")
+    out.write("\nDevices and distribution\n")
     for device in tf.config.list_physical_devices():
         out.write(f"  {device.device_type:<4} {device.name}\n")
+    placement = create_strategy(Strategy.auto)
+    out.write(f"  --strategy auto chooses {placement.kind.value}: {placement.replicas} replica(s) "
+              f"({', '.join(placement.devices)})\n")  # fmt: skip
+    if tf_config and tf_config.strip():
+        try:
+            task = parse_tf_config(tf_config)
+            out.write(f"  TF_CONFIG: {task.num_workers} workers, this process is {task.name}"
+                      f"{' (chief)' if task.is_chief else ''}; used with --strategy multi-worker\n")  # fmt: skip
+        except FmnistError as error:
+            out.write(f"  TF_CONFIG is not usable: {error}\n")
     out.write("\nData\n")
     try:
         out.write(f"  Fashion-MNIST found in {find_data_dir(data_dir, download=False)}\n")

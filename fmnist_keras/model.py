@@ -27,32 +27,41 @@ LAYER_NAMES = (
 )
 
 
-def build_model(keras: ModuleType | None = None, batch_size: int | None = None, rescale: bool = True):
+def build_model(
+    keras: ModuleType | None = None,
+    batch_size: int | None = None,
+    rescale: bool = True,
+    dtype_policy: str | None = None,
+):
     """Build the network with `keras` (Keras 3 by default; `tf_keras` for tfmot).
 
     One definition serves both Keras generations, so quantization-aware
     training fine-tunes exactly the layers we train and export. `rescale=False`
     leaves out the 1/255 Rescaling layer (which tfmot cannot quantize); the
     caller then folds 1/255 into conv1's kernel, keeping the 0..255 contract.
+    `dtype_policy` (e.g. "mixed_bfloat16") sets every layer's compute dtype
+    except the logits, which stay float32 so the loss and softmax are exact.
     """
     if keras is None:
         import keras
     layers = keras.layers
+    # Per-layer policies rather than Keras's global one: nothing else in the process changes.
+    dt = {"dtype": dtype_policy} if dtype_policy else {}
     # PyTorch's BatchNorm2d defaults, as in the article's code (Keras's own are 0.99 / 1e-3).
     bn = {"momentum": 0.9, "epsilon": 1e-5}
     inputs = keras.Input(shape=INPUT_SHAPE, batch_size=batch_size, name="pixels")
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs) if rescale else inputs
+    x = layers.Rescaling(1.0 / 255.0, name="rescale", **dt)(inputs) if rescale else inputs
     # Block 1: 5x5 conv, 16 filters, stride 1, padding 2 ("same") -> 28x28x16 -> 14x14x16
-    x = layers.Conv2D(16, 5, strides=1, padding="same", name="conv1")(x)
-    x = layers.BatchNormalization(**bn, name="bn1")(x)
-    x = layers.ReLU(name="relu1")(x)
-    x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool1")(x)
+    x = layers.Conv2D(16, 5, strides=1, padding="same", name="conv1", **dt)(x)
+    x = layers.BatchNormalization(**bn, name="bn1", **dt)(x)
+    x = layers.ReLU(name="relu1", **dt)(x)
+    x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool1", **dt)(x)
     # Block 2: 5x5 conv, 32 filters -> 14x14x32 -> 7x7x32
-    x = layers.Conv2D(32, 5, strides=1, padding="same", name="conv2")(x)
-    x = layers.BatchNormalization(**bn, name="bn2")(x)
-    x = layers.ReLU(name="relu2")(x)
-    x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool2")(x)
-    x = layers.Flatten(name="flatten")(x)
+    x = layers.Conv2D(32, 5, strides=1, padding="same", name="conv2", **dt)(x)
+    x = layers.BatchNormalization(**bn, name="bn2", **dt)(x)
+    x = layers.ReLU(name="relu2", **dt)(x)
+    x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool2", **dt)(x)
+    x = layers.Flatten(name="flatten", **dt)(x)
     # Logits; softmax lives in the loss (from_logits=True) and in the predictors.
-    outputs = layers.Dense(NUM_CLASSES, name="logits")(x)
+    outputs = layers.Dense(NUM_CLASSES, name="logits", **({"dtype": "float32"} if dtype_policy else {}))(x)
     return keras.Model(inputs, outputs, name="fmnist_cnn")

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras import versions
-from fmnist_keras.config import TrainConfig
+from fmnist_keras.config import CLUSTER_TIMEOUT_SECONDS, TrainConfig
 from fmnist_keras.data import load_data, stratified_split
-from fmnist_keras.errors import OutputError, TrainingDiverged
+from fmnist_keras.distribute import Strategy, parse_tf_config
+from fmnist_keras.errors import FmnistError, OutputError, TrainingDiverged
 from fmnist_keras.files import ensure_writable_dir, publish, staging_dir, write_json
 
 STATE_DIR = ".train_state"
@@ -33,9 +34,9 @@ ARTIFACTS = (
 )  # metrics.json last: marks a finished run
 
 
-def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=print) -> Path:
+def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=print, name: str = STATE_DIR) -> Path:
     """Decide between a fresh start, a resume and a refusal; return the state folder."""
-    state = workdir / STATE_DIR
+    state = workdir / name
     saved = state / "config.json"
     if saved.exists():
         previous = json.loads(saved.read_text())
@@ -51,7 +52,7 @@ def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=prin
                 "rerun with the same options to resume it, or pass --overwrite to start over"
             )
         shutil.rmtree(state)
-    elif (workdir / "metrics.json").exists() and not overwrite:
+    elif name == STATE_DIR and (workdir / "metrics.json").exists() and not overwrite:
         raise OutputError(
             f"{workdir} already holds a finished run (metrics.json, model.keras); "
             "pass --overwrite to replace it, or --output to train into another folder"
@@ -98,16 +99,28 @@ def train_and_evaluate(
     overwrite: bool = False,
     verbose: int | str = "auto",
     log=print,
+    tf_config: str | None = None,
+    cluster_timeout: int = CLUSTER_TIMEOUT_SECONDS,
 ) -> dict:
-    """Train the article's CNN with `config`, evaluate once on the test set, write artifacts to `workdir`."""
+    """Train the article's CNN with `config`, evaluate once on the test set, write artifacts to `workdir`.
+
+    With `config.strategy` "multi-worker", `tf_config` is the cluster's TF_CONFIG
+    text; every worker runs this function, and only the chief evaluates and writes
+    artifacts (the others return {"chief": False, ...} and leave nothing behind).
+    """
     started = time.perf_counter()
+    kind = Strategy(config.strategy)
+    task = parse_tf_config(tf_config) if kind is Strategy.multi_worker else None  # bad TF_CONFIG: fail first
     workdir = ensure_writable_dir(Path(workdir))
     dataset = load_data(data_dir)  # fail on bad data before touching the output folder
-    state = _prepare_state(config, workdir, overwrite, log)
+    # Other workers keep their own resumable state beside the chief's, removed at the end.
+    state_name = STATE_DIR if task is None or task.is_chief else f"{STATE_DIR}-{task.task_type}-{task.task_index}"
+    state = _prepare_state(config, workdir, overwrite, log, name=state_name)
 
     import keras
     import tensorflow as tf
 
+    from fmnist_keras.distribute import create_strategy, mixed_precision_policy, scaled_learning_rate
     from fmnist_keras.model import build_model
     from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
     from fmnist_keras.runners import keras_logits
@@ -115,6 +128,12 @@ def train_and_evaluate(
     # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
+    try:
+        placement = create_strategy(kind, tf_config, cluster_timeout)  # before any TF op (multi-worker)
+    except FmnistError:
+        shutil.rmtree(state, ignore_errors=True)
+        raise
+    policy = mixed_precision_policy(bool(tf.config.list_physical_devices("GPU"))) if config.mixed_precision else None
 
     train_idx, val_idx = stratified_split(dataset.y_train, config.validation_split, config.seed)
     if config.max_train_images is not None:
@@ -122,21 +141,35 @@ def train_and_evaluate(
     x_train, y_train = dataset.x_train[train_idx], dataset.y_train[train_idx]
     x_val, y_val = dataset.x_train[val_idx], dataset.y_train[val_idx]
 
-    steps = steps_per_epoch(len(x_train), config.batch_size)
+    global_batch = config.batch_size * placement.replicas
+    peak_lr = scaled_learning_rate(config.learning_rate, placement.replicas)
+    steps = steps_per_epoch(len(x_train), global_batch)
     warmup = min(config.warmup_epochs * steps, config.epochs * steps - 1)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else config.learning_rate,
-        decay_steps=config.epochs * steps - warmup,
-        warmup_target=config.learning_rate if warmup else None,
-        warmup_steps=warmup,
-    )
-    model = build_model()
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=False,  # XLA is about 2x slower for this model on CPU
-    )
+    for note in placement.notes:
+        log(f"note: {note}")
+    if kind is not Strategy.default or placement.replicas > 1 or policy:
+        log(
+            f"{placement.describe()} | global batch {global_batch} = {config.batch_size} x {placement.replicas} | "
+            f"peak learning rate {peak_lr:g} = {config.learning_rate:g} x {placement.replicas} "
+            f"(linear scaling, {warmup} warm-up steps) | compute dtype {policy or 'float32'}"
+        )
+    with placement.strategy.scope():
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else peak_lr,
+            decay_steps=config.epochs * steps - warmup,
+            warmup_target=peak_lr if warmup else None,
+            warmup_steps=warmup,
+        )
+        optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None)
+        if policy == "mixed_float16":  # float16 gradients underflow without loss scaling
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model = build_model(dtype_policy=policy)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            jit_compile=False,  # XLA is about 2x slower for this model on CPU
+        )
 
     nan_guard = keras.callbacks.TerminateOnNaN()
     # The log row is written before the checkpoint: a kill between the two repeats the
@@ -146,28 +179,49 @@ def train_and_evaluate(
         keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
         keras.callbacks.BackupAndRestore(str(state / "backup")),
     ]
-    history = model.fit(
-        training_dataset(x_train, y_train, config.batch_size, config.seed, config.augment, config.shift_pixels),
-        epochs=config.epochs,
-        steps_per_epoch=steps,
-        validation_data=eval_dataset(x_val, y_val),
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles itself, reproducibly
-        verbose=verbose,
-    )
+    train_ds = training_dataset(x_train, y_train, global_batch, config.seed, config.augment, config.shift_pixels)
+    with placement.strategy.scope():
+        if kind is Strategy.multi_worker:
+            _let_fit_run_multi_worker(model)
+        history = model.fit(
+            train_ds,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            validation_data=eval_dataset(x_val, y_val),
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, reproducibly
+            verbose=verbose if placement.is_chief else 0,
+        )
     losses = history.history.get("loss", [])
     if model.stop_training and (not losses or not all(math.isfinite(v) for v in losses)) or not _weights_finite(model):
         shutil.rmtree(state, ignore_errors=True)
         raise TrainingDiverged(
-            f"training diverged: the loss became NaN/inf (learning rate {config.learning_rate:g}); "
+            f"training diverged: the loss became NaN/inf (learning rate {peak_lr:g}); "
             "no model was written; lower --learning-rate and train again"
         )
+    distribution = {
+        "strategy": placement.kind.value,
+        "replicas": placement.replicas,
+        "devices": placement.devices,
+        "global_batch_size": global_batch,
+        "peak_learning_rate": peak_lr,
+        "compute_dtype": policy or "float32",
+    }
+    if task is not None:
+        distribution["num_workers"] = task.num_workers
+    if not placement.is_chief:
+        shutil.rmtree(state, ignore_errors=True)
+        return {"chief": False, "task": task.name, "epochs_run": len(losses), **distribution}
 
+    # The published model is a plain float32 copy: no strategy, no mixed-precision layers.
+    trained = build_model()
+    trained.set_weights(model.get_weights())
     rows = _read_log(state / "log.csv")
-    test_logits = keras_logits(model, dataset.x_test)
+    test_logits = keras_logits(trained, dataset.x_test)
     test = evaluate_logits(test_logits, dataset.y_test.astype(np.int64))
     best = max(rows, key=lambda r: float(r["val_accuracy"]))
     metrics = {
+        "chief": True,
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "best_val_accuracy": float(best["val_accuracy"]),
@@ -176,11 +230,12 @@ def train_and_evaluate(
         "epochs_run": len(rows),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "seed": config.seed,
-        "num_params": model.count_params(),
+        "num_params": trained.count_params(),
         "num_train_images": len(x_train),
         "num_val_images": len(x_val),
         "num_test_images": len(dataset.y_test),
         "data_dir": str(dataset.source),
+        "distribution": distribution,
         "config": config.to_dict(),
         "versions": versions.library_versions(),
     }
@@ -188,13 +243,35 @@ def train_and_evaluate(
     from fmnist_keras.plots import plot_training_curves
 
     with staging_dir(workdir) as staged:
-        model.save(staged / "model.keras")
+        trained.save(staged / "model.keras")
         _write_log(rows, staged / "training_log.csv")
         plot_training_curves(rows, staged / "training_curves.png")
         write_json(staged / "metrics.json", metrics)
         publish(staged, workdir, list(ARTIFACTS))
     shutil.rmtree(state, ignore_errors=True)
     return metrics
+
+
+def _let_fit_run_multi_worker(model) -> None:
+    """Work around Keras 3's fit() under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+
+    Two steps of fit() fail with more than one worker: its symbolic build
+    all-reduces a nested sample batch (the collective ops reject the nest), and
+    it reduces the scalar logs of each step with axis=0. We build the optimizer
+    ourselves and let fit() take the strategy from the enclosing scope (which
+    skips the symbolic build), and hand it rank-1 logs. Call inside strategy.scope().
+    """
+    import tensorflow as tf
+
+    model.optimizer.build(model.trainable_variables)
+    model._distribute_strategy = None  # fit() then uses tf.distribute.get_strategy(): ours, from the scope
+    train_step, test_step = model.train_step, model.test_step
+
+    def rank1(logs: dict) -> dict:
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+    model.train_step = lambda data: rank1(train_step(data))
+    model.test_step = lambda data: rank1(test_step(data))
 
 
 def _weights_finite(model) -> bool:

@@ -38,6 +38,7 @@ def test_train_help_shows_the_real_defaults_from_the_config():
         ("--seed", config.seed),
         ("--validation-split", config.validation_split),
         ("--shift-pixels", config.shift_pixels),
+        ("--strategy", config.strategy),
     ):
         assert re.search(rf"{option} .*?\[default: {value}\]", text), option
 
@@ -55,6 +56,7 @@ def test_info_shows_model_versions_devices_and_data(real_data_dir):
     assert "29,130" in result.output  # total params in the summary
     assert "tensorflow" in result.output and "keras" in result.output and "ai_edge_litert" in result.output
     assert "CPU" in result.output
+    assert "--strategy auto chooses default: 1 replica(s)" in result.output
     assert f"found in {real_data_dir}" in result.output
 
 
