@@ -16,7 +16,14 @@ from typing import Annotated
 import typer
 
 from fmnist_keras import __version__
-from fmnist_keras.config import CLUSTER_TIMEOUT_SECONDS, MAX_SPARSITY, ExportConfig, TrainConfig
+from fmnist_keras.config import (
+    CLUSTER_TIMEOUT_SECONDS,
+    MAX_CLUSTERS,
+    MAX_SPARSITY,
+    MIN_CLUSTERS,
+    ExportConfig,
+    TrainConfig,
+)
 from fmnist_keras.convert import IODType, Quantize
 from fmnist_keras.distribute import Strategy
 from fmnist_keras.errors import FmnistError
@@ -196,17 +203,34 @@ def export(
         typer.Option(min=0.0, max=MAX_SPARSITY, help="Also export a magnitude-pruned int8 model with this sparsity."),
     ] = None,
     prune_epochs: Annotated[int, typer.Option(min=1, help="Epochs of pruning fine-tuning.")] = EXPORT.prune_epochs,
+    clusters: Annotated[
+        int | None,
+        typer.Option(
+            min=MIN_CLUSTERS,
+            max=MAX_CLUSTERS,
+            help="Also export an int8 model whose kernels hold only this many distinct values (tfmot weight "
+            "clustering; of the pruned model with --sparsity). Compresses far better with gzip.",
+        ),
+    ] = None,
+    cluster_epochs: Annotated[int, typer.Option(min=1, help="Epochs of clustering fine-tuning.")] = (
+        EXPORT.cluster_epochs
+    ),
     data_dir: DataDirOption = None,
 ) -> None:
     """Export SavedModel and TFLite, verify each on all 10,000 test images, publish only if all pass."""
     if io is not IODType.int8 and quantize is not Quantize.int8:
         raise typer.BadParameter("--io applies to --quantize int8 only", param_hint="--io")
-    if (qat or sparsity is not None) and quantize is not Quantize.int8:
+    if (qat or sparsity is not None or clusters is not None) and quantize is not Quantize.int8:
         raise typer.BadParameter(
-            "QAT and pruning produce full-integer models: add --quantize int8", param_hint="--qat/--sparsity"
+            "QAT, pruning and clustering produce full-integer models: add --quantize int8",
+            param_hint="--qat/--sparsity/--clusters",
         )
     if sparsity == 0:
         raise typer.BadParameter(f"must be in (0, {MAX_SPARSITY}]", param_hint="--sparsity")
+    if clusters is not None and qat:
+        raise typer.BadParameter(
+            "clustering is exported with post-training quantization; drop --qat or --clusters", param_hint="--clusters"
+        )
     config = dataclasses.replace(
         EXPORT,
         calibration_samples=calibration_samples,
@@ -214,12 +238,14 @@ def export(
         seed=seed,
         qat_epochs=qat_epochs,
         prune_epochs=prune_epochs,
+        cluster_epochs=cluster_epochs,
     )
     command = (
         f"fmnist export --model {model} --quantize {quantize.value} --io {io.value} --output {output} "
         f"--calibration-samples {calibration_samples} --max-accuracy-drop {max_accuracy_drop:g} --seed {seed}"
         + (f" --qat --qat-epochs {qat_epochs}" if qat else "")
         + (f" --sparsity {sparsity:g} --prune-epochs {prune_epochs}" if sparsity is not None else "")
+        + (f" --clusters {clusters} --cluster-epochs {cluster_epochs}" if clusters is not None else "")
         + (f" --data-dir {data_dir}" if data_dir else "")
     )
     import_tensorflow_quietly()
@@ -236,6 +262,7 @@ def export(
             data_dir=data_dir,
             qat=qat,
             sparsity=sparsity,
+            clusters=clusters,
             command=command,
             log=typer.echo,
         )

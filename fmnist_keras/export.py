@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras import versions
-from fmnist_keras.config import MAX_SPARSITY, ExportConfig
+from fmnist_keras.config import MAX_CLUSTERS, MAX_SPARSITY, MIN_CLUSTERS, ExportConfig
 from fmnist_keras.convert import IODType, Quantize, export_saved_model, tflite_filename, to_tflite
 from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample
 from fmnist_keras.errors import OutputError, VerificationFailed
@@ -91,6 +91,7 @@ def export_and_validate(
     representative: np.ndarray | None = None,
     qat: bool = False,
     sparsity: float | None = None,
+    clusters: int | None = None,
     command: str = "",
     log=print,
 ) -> dict:
@@ -99,7 +100,8 @@ def export_and_validate(
     nothing if any artifact fails. `representative` overrides the calibration set.
 
     With int8, `qat` adds a quantization-aware fine-tuned model and `sparsity`
-    a magnitude-pruned one (pruning-preserving QAT when both are given).
+    a magnitude-pruned one (pruning-preserving QAT when both are given);
+    `clusters` adds a weight-clustered one (of the pruned model, if any).
     """
     from fmnist_keras.model_file import file_sha256, load_trained_model
     from fmnist_keras.report import model_card, report_markdown
@@ -111,6 +113,8 @@ def export_and_validate(
         raise ValueError("QAT and pruning produce full-integer models: use them with quantize=int8")
     if sparsity is not None and not 0 < sparsity <= MAX_SPARSITY:
         raise ValueError(f"sparsity must be in (0, {MAX_SPARSITY}], got {sparsity}")
+    if clusters is not None and (quantize is not Quantize.int8 or qat or not MIN_CLUSTERS <= clusters <= MAX_CLUSTERS):
+        raise ValueError(f"clusters needs quantize=int8 without qat and {MIN_CLUSTERS} <= clusters <= {MAX_CLUSTERS}")
     if quantize is not Quantize.int8:
         io = IODType.float32
     output = ensure_writable_dir(Path(output))
@@ -137,7 +141,9 @@ def export_and_validate(
         if quantize in (Quantize.float16, Quantize.dynamic):
             variants.append((tflite_filename(quantize, io), quantize.value, lambda: (to_tflite(model, quantize), {})))
         elif quantize is Quantize.int8:
-            variants += int8_variants(model, io, representative, data, training, config, qat, sparsity, log)
+            variants += int8_variants(
+                model, io, representative, data, training, config, qat, sparsity, log, clusters=clusters
+            )
         last_int8 = None
         for name, method, make in variants:
             log(f"Converting and verifying {name}")

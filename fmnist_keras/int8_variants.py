@@ -15,13 +15,13 @@ def gzip_size(data: bytes) -> int:
     return len(gzip.compress(data, compresslevel=9, mtime=0))
 
 
-def int8_variants(model, io, representative, data, training, config: ExportConfig, qat, sparsity, log):
+def int8_variants(model, io, representative, data, training, config: ExportConfig, qat, sparsity, log, clusters=None):
     """(file name, method, thunk) for each full-integer model asked for; a thunk returns
     (tflite bytes, extra report fields)."""
     variants = [
         (tflite_filename(Quantize.int8, io), "ptq", lambda: (to_tflite(model, Quantize.int8, io, representative), {}))
     ]
-    if not qat and sparsity is None:
+    if not qat and sparsity is None and clusters is None:
         return variants
     from fmnist_keras import optimize
 
@@ -78,4 +78,25 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
 
         name = tflite_filename(Quantize.int8, io, tag + ("_qat" if qat else ""))
         variants.append((name, "qat+pruning" if qat else "ptq+pruning", make_pruned))
+    if clusters is not None:
+        # Clusters the pruned model when there is one (zeros are kept), else the float model.
+        base = pruned_model if sparsity is not None else (lambda: model)
+
+        def make_clustered():
+            log(f"Clustering each kernel into {clusters} values, {config.cluster_epochs} epoch(s)")
+            clustered = optimize.cluster_finetune(
+                base(), clusters, *split, finetune(config.cluster_epochs, config.cluster_learning_rate)
+            )
+            extra = {
+                "clusters": clusters,
+                "kernel_sparsity": optimize.kernel_sparsity(clustered),
+                "kernel_distinct_values": optimize.distinct_kernel_values(clustered),
+            }
+            if sparsity is not None:
+                extra["target_sparsity"] = sparsity
+            return to_tflite(clustered, Quantize.int8, io, representative), extra
+
+        tag = (f"sparse{round(sparsity * 100)}_" if sparsity is not None else "") + f"c{clusters}"
+        method = "ptq+pruning+clustering" if sparsity is not None else "ptq+clustering"
+        variants.append((tflite_filename(Quantize.int8, io, tag), method, make_clustered))
     return variants

@@ -132,6 +132,44 @@ def prune_finetune(model, sparsity: float, x, y, x_val, y_val, config: FinetuneC
     return back_to_keras3(sparsity_api.strip_pruning(pruning), folded=False)
 
 
+def cluster_finetune(model, clusters: int, x, y, x_val, y_val, config: FinetuneConfig, verbose=0):
+    """Weight clustering (tfmot): each conv/dense kernel keeps only `clusters` distinct values.
+
+    Sparsity is preserved (zeros stay zeros), so this follows pruning in tfmot's
+    collaborative-optimization pipeline. Few distinct values are what gzip
+    exploits: per-channel int8 quantization maps them to few distinct bytes,
+    because the scale of a channel is set by its largest centroid, shared by
+    most channels (BatchNorm folding scales a channel and its scale alike).
+    Returns a Keras 3 model.
+    """
+    tfmot, tf_keras = import_tfmot()
+    clustering = tfmot.clustering.keras
+    legacy = to_tf_keras(model, fold_rescale=False)
+
+    def cluster_weighted(layer):
+        if isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense)):
+            return clustering.cluster_weights(
+                layer,
+                number_of_clusters=clusters,
+                cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
+                preserve_sparsity=True,
+            )
+        return layer
+
+    clustered = tf_keras.models.clone_model(legacy, clone_function=cluster_weighted)
+    _fit(clustered, x, y, x_val, y_val, config, verbose=verbose)
+    return back_to_keras3(clustering.strip_clustering(clustered), folded=False)
+
+
+def distinct_kernel_values(model) -> dict[str, int]:
+    """Number of distinct values in each conv/dense kernel (what clustering limits)."""
+    return {
+        layer.name: int(np.unique(layer.get_weights()[0]).size)
+        for layer in model.layers
+        if layer.name in ("conv1", "conv2", "logits")
+    }
+
+
 def qat_to_tflite(qat_model, io: str = "int8") -> bytes:
     """Convert a tf_keras QAT model to a batch-1, full-integer .tflite."""
     import tensorflow as tf

@@ -52,6 +52,9 @@ def terminal_summary(report: dict) -> str:
         if "kernel_sparsity" in a:
             layers = ", ".join(f"{k} {v:.1%}" for k, v in a["kernel_sparsity"].items())
             out.write(f"{a['name']}: zero weights per kernel: {layers}\n")
+        if "kernel_distinct_values" in a:
+            values = ", ".join(f"{k} {v}" for k, v in a["kernel_distinct_values"].items())
+            out.write(f"{a['name']}: distinct values per kernel: {values}\n")
     for failure in report["failures"]:
         out.write(f"FAIL {failure}\n")
     out.write(f"{report['test_images']:,} test images, {report['seconds']:.1f} s\n")

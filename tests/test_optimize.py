@@ -44,8 +44,10 @@ def test_qat_export_passes_the_gate_and_leaves_keras3_in_charge(model_copy, tmp_
     assert second["passed"]
 
 
-def test_pruned_export_reaches_the_requested_sparsity(model_copy, tmp_path):
-    report = export_and_validate(model_copy, tmp_path, quantize="int8", sparsity=0.5, config=ONE_EPOCH, log=print)
+def test_pruned_and_clustered_exports_reach_the_requested_sparsity_and_values(model_copy, tmp_path):
+    report = export_and_validate(
+        model_copy, tmp_path, quantize="int8", sparsity=0.5, clusters=16, config=ONE_EPOCH, log=print
+    )
     by_method = {a["method"]: a for a in report["artifacts"] if "method" in a}
     pruned, dense = by_method["ptq+pruning"], by_method["ptq"]
     assert pruned["name"] == "model_int8_sparse50.tflite" and not pruned["failures"]
@@ -53,6 +55,30 @@ def test_pruned_export_reaches_the_requested_sparsity(model_copy, tmp_path):
         assert abs(fraction - 0.5) <= 0.01, layer
     assert pruned["gzip_bytes"] < dense["gzip_bytes"]
     assert (tmp_path / "model_int8_sparse50.tflite").stat().st_size == pruned["size_bytes"]
+
+    clustered = by_method["ptq+pruning+clustering"]
+    assert clustered["name"] == "model_int8_sparse50_c16.tflite" and not clustered["failures"]
+    for layer, fraction in clustered["kernel_sparsity"].items():
+        assert abs(fraction - 0.5) <= 0.01, layer  # clustering kept the zeros
+    assert all(n <= 17 for n in clustered["kernel_distinct_values"].values())  # 16 centroids + zero
+    assert clustered["gzip_bytes"] < pruned["gzip_bytes"]
+    # The int8 file itself holds few distinct weight bytes, not just the float model: per-channel
+    # scales map the 16 centroids onto a few shared byte sets (measured: 137 vs 600+ when only pruned).
+    few = _distinct_int8_weight_bytes(tmp_path / "model_int8_sparse50_c16.tflite")
+    assert few < _distinct_int8_weight_bytes(tmp_path / "model_int8_sparse50.tflite") / 2
+
+
+def _distinct_int8_weight_bytes(path) -> int:
+    """Sum over the int8 kernels of a .tflite of their distinct byte values."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    kernels = [  # conv1 (16,5,5,1), conv2 (32,5,5,16), logits (10,1568); activations have batch 1 first
+        d for d in interpreter.get_tensor_details() if d["dtype"] == np.int8 and d["shape"][0] in (10, 16, 32)
+    ]
+    assert len(kernels) == 3
+    return sum(np.unique(interpreter.get_tensor(d["index"])).size for d in kernels)
 
 
 @pytest.mark.parametrize(
@@ -63,6 +89,10 @@ def test_pruned_export_reaches_the_requested_sparsity(model_copy, tmp_path):
         (["--quantize", "int8", "--qat", "--qat-epochs", "0"], "--qat-epochs"),
         (["--quantize", "float16", "--qat"], "full-integer"),
         (["--quantize", "dynamic", "--sparsity", "0.5"], "full-integer"),
+        (["--quantize", "int8", "--clusters", "1"], "--clusters"),
+        (["--quantize", "int8", "--clusters", "257"], "--clusters"),
+        (["--quantize", "int8", "--qat", "--clusters", "16"], "--clusters"),
+        (["--clusters", "16"], "full-integer"),
     ],
 )
 def test_bad_optimization_options_are_usage_errors(args, expected, model_copy, tmp_path):

@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--calibration-samples", type=int, default=500)
     parser.add_argument("--qat", action="store_true", help="add quantization-aware training")
     parser.add_argument("--sparsity", type=float, help="add a pruned int8 model")
+    parser.add_argument("--clusters", type=int, help="add a weight-clustered int8 model (of the pruned one)")
     args = parser.parse_args()
     if not args.model.is_file():
         sys.exit(f"error: {args.model} does not exist; run `fmnist train` first or pass --model")
@@ -34,6 +35,7 @@ def main() -> None:
                    "--calibration-samples", str(args.calibration_samples)]  # fmt: skip
         command += ["--qat"] if args.qat else []
         command += ["--sparsity", str(args.sparsity)] if args.sparsity else []
+        command += ["--clusters", str(args.clusters)] if args.clusters else []
         command += ["--output", out]
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "fmnist_keras", *command[1:]], capture_output=True, text=True)
@@ -44,15 +46,22 @@ def main() -> None:
 
     print(f"command: {' '.join(command[:-2])}")
     print(f"wall time {wall:.1f} s (process start to exit, verification of every artifact included)")
-    print(f"{'artifact':<32}{'method':<13}{'bytes':>9}{'gzip':>9}{'accuracy':>10}{'drop pts':>10}{'agreement':>11}")
+    dense_gzip = next((a["gzip_bytes"] for a in report["artifacts"] if a.get("method") == "ptq"), None)
+    header = f"{'artifact':<34}{'method':<24}{'bytes':>9}{'gzip':>9}{'gzip %':>8}{'accuracy':>10}{'drop pts':>10}"
+    print(header + f"{'agreement':>11}")
     for a in report["artifacts"]:
         gzip_bytes = f"{a['gzip_bytes']:,}" if a.get("gzip_bytes") else ""
+        share = f"{a['gzip_bytes'] / dense_gzip:.1%}" if a.get("gzip_bytes") and dense_gzip else ""
         print(
-            f"{a['name']:<32}{a['method']:<13}{a['size_bytes']:>9,}{gzip_bytes:>9}{a['accuracy']:>10.2%}"
+            f"{a['name']:<34}{a['method']:<24}{a['size_bytes']:>9,}{gzip_bytes:>9}{share:>8}{a['accuracy']:>10.2%}"
             f"{a['accuracy_drop_points']:>10.2f}{a['agreement']:>11.2%}"
         )
         if "kernel_sparsity" in a:
             print("    zero weights: " + ", ".join(f"{k} {v:.1%}" for k, v in a["kernel_sparsity"].items()))
+        if "kernel_distinct_values" in a:
+            print("    distinct values: " + ", ".join(f"{k} {v}" for k, v in a["kernel_distinct_values"].items()))
+    if dense_gzip:
+        print("gzip %: gzip -9 size as a share of the dense post-training int8 model's")
     micro = report.get("micro")
     if micro:
         agreement = micro["micro_agreement_with_litert"]
