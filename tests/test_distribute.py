@@ -210,19 +210,42 @@ def _finish(procs: list[subprocess.Popen], seconds: float) -> list[tuple[int, st
 
 
 @pytest.mark.slow
-def test_two_worker_processes_train_together_and_only_the_chief_writes(tmp_path):
+def test_two_worker_processes_train_together_resume_together_and_only_the_chief_writes(tmp_path):
+    """Two real processes on 127.0.0.1: both are killed after epoch 1, restarted, and finish epoch 2."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     chief_out, worker_out = tmp_path / "chief", tmp_path / "worker"
-    procs = [_start_worker(cluster, 0, chief_out), _start_worker(cluster, 1, worker_out)]
+    two_epochs = ("--epochs", "2")
+    procs = [_start_worker(cluster, 0, chief_out, *two_epochs), _start_worker(cluster, 1, worker_out, *two_epochs)]
+    checkpoints = [
+        chief_out / ".train_state" / "backup" / "training_metadata.json",
+        worker_out / ".train_state-worker-1" / "backup" / "training_metadata.json",
+    ]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not all(c.exists() for c in checkpoints):
+            assert all(p.poll() is None for p in procs), "a worker ended before its first checkpoint"
+            time.sleep(0.1)
+        assert all(c.exists() for c in checkpoints), "no epoch-1 checkpoints within 180 s"
+    finally:
+        for proc in procs:  # the whole cluster goes down, as when a machine is lost
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
+    assert not (chief_out / "model.keras").exists()
+
+    procs = [_start_worker(cluster, 0, chief_out, *two_epochs), _start_worker(cluster, 1, worker_out, *two_epochs)]
     (chief_code, chief_log), (worker_code, worker_log) = _finish(procs, 240)
     assert chief_code == 0, chief_log[-3000:]
     assert worker_code == 0, worker_log[-3000:]
+    assert "Resuming" in chief_log and "Resuming" in worker_log
+    assert "Epoch 1/2" not in chief_log  # epoch 1 was not trained again
     assert "worker 0 of 2 workers (chief)" in chief_log and "global batch 100 = 50 x 2" in chief_log
-    assert "worker 1 trained 1 epochs; the chief writes the model" in worker_log
+    assert "the chief writes the model" in worker_log
     metrics = json.loads((chief_out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
     assert metrics["distribution"]["replicas"] == 2 and metrics["distribution"]["num_workers"] == 2
-    assert metrics["test_accuracy"] > 0.2  # 20 steps of 100 images: learning, far from chance (10 %)
+    assert metrics["test_accuracy"] > 0.4  # 40 steps of 100 images: learning, far from chance (10 %)
     assert (chief_out / "model.keras").is_file()
     assert list(worker_out.iterdir()) == []  # its checkpoints were temporary and are gone
 
