@@ -82,6 +82,9 @@ class ExportConfig:
     # Weight clustering (--clusters) fine-tunes the centroids briefly, gently.
     cluster_epochs: int = 1
     cluster_learning_rate: float = 1e-4
+    # Fine-tune on the first N training images only (after the split); None = all.
+    # For smoke tests, never for published numbers (like TrainConfig.max_train_images).
+    finetune_max_images: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -30,6 +30,7 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
         TrainConfig(**{k: v for k, v in training["config"].items() if k in known}) if training else TrainConfig()
     )
     train_idx, val_idx = stratified_split(data.y_train, train_cfg.validation_split, train_cfg.seed)
+    train_idx = train_idx[: config.finetune_max_images]  # None: all
     split = (data.x_train[train_idx], data.y_train[train_idx], data.x_train[val_idx], data.y_train[val_idx])
 
     def finetune(epochs: int, learning_rate: float) -> optimize.FinetuneConfig:

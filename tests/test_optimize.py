@@ -15,11 +15,14 @@ from fmnist_keras.tflite_ops import deployability_problems
 
 runner = CliRunner()
 ONE_EPOCH = dataclasses.replace(ExportConfig(), qat_epochs=1, prune_epochs=1)
+# QAT starts from a converged model and barely moves it: a quarter of the images passes its
+# gate in half the time. Pruning needs them all (a quarter lost 0.91 points at 50 %).
+QUICK_QAT = dataclasses.replace(ONE_EPOCH, finetune_max_images=15_000)
 
 
 def test_qat_export_passes_the_gate_and_leaves_keras3_in_charge(model_copy, tmp_path, fmnist):
     legacy_flag = os.environ.get("TF_USE_LEGACY_KERAS")
-    report = export_and_validate(model_copy, tmp_path, quantize="int8", qat=True, config=ONE_EPOCH, log=print)
+    report = export_and_validate(model_copy, tmp_path, quantize="int8", qat=True, config=QUICK_QAT, log=print)
     qat = next(a for a in report["artifacts"] if a["method"] == "qat")
     assert qat["name"] == "model_int8_qat.tflite" and not qat["failures"]
     model_bytes = (tmp_path / "model_int8_qat.tflite").read_bytes()
