@@ -82,7 +82,9 @@ def parse_tf_config(text: str | None) -> ClusterTask:
         raise ClusterError(f"TF_CONFIG task type {task_type!r} is not a job of the cluster ({', '.join(cluster)})")
     if task_type not in TRAINING_JOBS:
         raise ClusterError(f"TF_CONFIG task type {task_type!r} does not train; run fmnist train as chief or worker")
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(cluster[task_type]):
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise ClusterError(f"TF_CONFIG task index must be a whole number like 0, not {json.dumps(index)}")
+    if not 0 <= index < len(cluster[task_type]):
         raise ClusterError(
             f"TF_CONFIG task index {index!r} is out of range: job {task_type!r} has "
             f"{len(cluster[task_type])} task(s), so the index must be 0..{len(cluster[task_type]) - 1}"

@@ -18,6 +18,7 @@ import numpy as np
 from fmnist_keras.model import build_model
 
 RESCALE = 1.0 / 255.0
+WEIGHTED_LAYERS = ("conv1", "conv2", "logits")
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,7 @@ def cluster_finetune(model, clusters: int, x, y, x_val, y_val, config: FinetuneC
 
 def distinct_kernel_values(model) -> dict[str, int]:
     """Number of distinct values in each conv/dense kernel (what clustering limits)."""
-    return {
-        layer.name: int(np.unique(layer.get_weights()[0]).size)
-        for layer in model.layers
-        if layer.name in ("conv1", "conv2", "logits")
-    }
+    return {name: int(np.unique(kernel).size) for name, kernel in _kernels(model).items()}
 
 
 def qat_to_tflite(qat_model, io: str = "int8") -> bytes:
@@ -194,10 +191,11 @@ def qat_to_tflite(qat_model, io: str = "int8") -> bytes:
             return bytes(converter.convert())
 
 
+def _kernels(model) -> dict:
+    """The conv and dense kernels (what pruning and clustering change), by layer name."""
+    return {name: model.get_layer(name).get_weights()[0] for name in WEIGHTED_LAYERS}
+
+
 def kernel_sparsity(model) -> dict[str, float]:
     """Fraction of exactly-zero weights in each conv/dense kernel."""
-    return {
-        layer.name: float(np.mean(layer.get_weights()[0] == 0))
-        for layer in model.layers
-        if layer.name in ("conv1", "conv2", "logits")
-    }
+    return {name: float(np.mean(kernel == 0)) for name, kernel in _kernels(model).items()}

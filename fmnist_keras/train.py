@@ -170,17 +170,15 @@ def train_and_evaluate(
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=False,  # XLA is about 2x slower for this model on CPU
         )
-
-    nan_guard = keras.callbacks.TerminateOnNaN()
-    # The log row is written before the checkpoint: a kill between the two repeats the
-    # epoch (and _read_log keeps its last row) instead of losing its row.
-    callbacks = [
-        nan_guard,
-        keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
-        keras.callbacks.BackupAndRestore(str(state / "backup")),
-    ]
-    train_ds = training_dataset(x_train, y_train, global_batch, config.seed, config.augment, config.shift_pixels)
-    with placement.strategy.scope():
+        nan_guard = keras.callbacks.TerminateOnNaN()
+        # The log row is written before the checkpoint: a kill between the two repeats the
+        # epoch (and _read_log keeps its last row) instead of losing its row.
+        callbacks = [
+            nan_guard,
+            keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
+            keras.callbacks.BackupAndRestore(str(state / "backup")),
+        ]
+        train_ds = training_dataset(x_train, y_train, global_batch, config.seed, config.augment, config.shift_pixels)
         if kind is Strategy.multi_worker:
             _let_fit_run_multi_worker(model)
         history = model.fit(

@@ -22,7 +22,7 @@ QUICK = ["--epochs", "1", "--max-train-images", "2000", "--batch-size", "50"]
 TWO_WORKERS = {"worker": ["127.0.0.1:1111", "127.0.0.1:2222"]}
 
 
-def _tf_config(cluster: dict, task_type: str, index: int) -> str:
+def _tf_config(cluster: dict, task_type: str, index: object) -> str:
     return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
 
 
@@ -37,6 +37,7 @@ def _tf_config(cluster: dict, task_type: str, index: int) -> str:
         (json.dumps({"cluster": TWO_WORKERS, "task": {"type": "worker"}}), "has no 'task'"),
         (_tf_config(TWO_WORKERS, "worker", 2), "task index 2 is out of range"),
         (_tf_config(TWO_WORKERS, "worker", -1), "out of range"),
+        (_tf_config(TWO_WORKERS, "worker", "0"), 'whole number like 0, not "0"'),
         (_tf_config(TWO_WORKERS, "chief", 0), "task type 'chief' is not a job of the cluster"),
         (_tf_config({"worker": ["localhost"]}, "worker", 0), "'host:port' strings"),
         (_tf_config({"worker": []}, "worker", 0), "'host:port' strings"),
