@@ -1,6 +1,9 @@
 """evaluate, predict and bench on a briefly trained real model and real test images."""
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,9 +104,10 @@ def test_predict_reports_each_bad_file_and_classifies_the_rest(trained_run, fmni
     assert len(classified) == 5  # good, 16-bit, GIF and two .npy rows
 
 
-def test_bench_returns_ordered_percentiles(exported, tmp_path):
+@pytest.fixture(scope="module")
+def bench_json(exported, tmp_path_factory):
     out, _ = exported
-    target = tmp_path / "bench.json"
+    target = tmp_path_factory.mktemp("bench") / "bench.json"
     result = runner.invoke(
         app,
         [
@@ -119,8 +123,22 @@ def test_bench_returns_ordered_percentiles(exported, tmp_path):
         ],  # fmt: skip
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads(target.read_text())["results"]
+    return target
+
+
+def test_bench_returns_ordered_percentiles(bench_json):
+    rows = json.loads(bench_json.read_text())["results"]
     assert [r["kind"] for r in rows] == ["tflite", "saved_model"]
     for row in rows:
         assert 0 < row["p50_us"] <= row["p90_us"] <= row["p99_us"] and row["images_per_second"] > 0
     assert rows[1]["throughput_batch"] == 256
+
+
+def test_measured_latency_is_above_the_cpu_floor(bench_json):
+    """The floor tool's peak is an upper bound: no measured p50 may beat it (a wrong peak would)."""
+    tool = Path(__file__).parents[1] / "tools" / "bench_cpu_floor.py"
+    done = subprocess.run([sys.executable, str(tool), "--bench", str(bench_json)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    fractions = re.findall(r"model_int8\.tflite\s+p50\s+[\d.]+ µs =\s+([\d.]+)% of its floor", done.stdout)
+    assert len(fractions) == 1, done.stdout
+    assert 0 < float(fractions[0]) <= 100

@@ -1,0 +1,81 @@
+"""Arithmetic floor of this CPU for one image, and how close `fmnist bench` came to it.
+
+Compiles tools/cpu_peak.c with the system C compiler and runs it: register-only
+loops of independent multiply-accumulate instructions measure one core's peak
+int8 rate (AVX2 vpmaddubsw + vpmaddwd, the fastest exact int8 dot product
+without VNNI; AVX-512 VNNI when the CPU has it) and float32 rate (FMA). The
+floor is the model's multiply-accumulates per image divided by that peak: no
+kernel on this core, at one thread, can run the model faster. With a
+`fmnist bench` JSON file, prints each 1-thread .tflite p50 as a fraction of
+its floor.
+
+    python tools/bench_cpu_floor.py [--bench export/bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from fmnist_keras.bench import MACS_PER_IMAGE
+
+SOURCE = Path(__file__).with_name("cpu_peak.c")
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.machine()
+
+
+def measure_peaks() -> dict:
+    if platform.machine() not in ("x86_64", "AMD64"):
+        sys.exit(f"error: cpu_peak.c is x86-64 assembly; this machine is {platform.machine()}")
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        sys.exit("error: no C compiler found; install gcc (apt-get install -y gcc)")
+    with tempfile.TemporaryDirectory(prefix="fmnist-cpu-peak-") as tmp:
+        binary = Path(tmp) / "cpu_peak"
+        subprocess.run([compiler, "-O2", "-Wall", "-Werror", str(SOURCE), "-o", str(binary)], check=True)
+        done = subprocess.run([str(binary)], capture_output=True, text=True)
+    peaks = json.loads(done.stdout)
+    if done.returncode != 0:
+        sys.exit(f"error: {peaks.get('error', done.stderr.strip())}")
+    return peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", type=Path, default=Path("export/bench.json"), help="`fmnist bench` output")
+    args = parser.parse_args()
+
+    peaks = measure_peaks()
+    int8_peak = max(peaks.get("int8_avx512vnni_gmacs", 0.0), peaks["int8_avx2_gmacs"])
+    floors = {"int8": MACS_PER_IMAGE / int8_peak / 1e3, "float32": MACS_PER_IMAGE / peaks["f32_fma_gmacs"] / 1e3}
+    print(f"CPU: {cpu_name()}, one core")
+    for name, rate in peaks.items():
+        print(f"  peak {name.removesuffix('_gmacs'):<16} {rate:8.1f} GMAC/s")
+    print(f"model: {MACS_PER_IMAGE:,} multiply-accumulates per image")
+    print(f"floor at 1 thread: int8 {floors['int8']:.1f} µs, float32 {floors['float32']:.1f} µs per image")
+
+    if not args.bench.is_file():
+        print(f"(no {args.bench}; run `fmnist bench` to compare measured latencies with the floor)")
+        return
+    rows = json.loads(args.bench.read_text())["results"]
+    for row in rows:
+        name = Path(row["artifact"]).name
+        if row.get("threads") != 1 or "error" in row or not name.endswith(".tflite"):
+            continue
+        floor = floors["int8"] if "int8" in name or "uint8" in name else floors["float32"]
+        print(f"  {name:<34} p50 {row['p50_us']:8.1f} µs = {floor / row['p50_us']:6.1%} of its floor")
+
+
+if __name__ == "__main__":
+    main()
