@@ -43,12 +43,25 @@ def measure_peaks() -> dict:
         sys.exit("error: no C compiler found; install gcc (apt-get install -y gcc)")
     with tempfile.TemporaryDirectory(prefix="fmnist-cpu-peak-") as tmp:
         binary = Path(tmp) / "cpu_peak"
-        subprocess.run([compiler, "-O2", "-Wall", "-Werror", str(SOURCE), "-o", str(binary)], check=True)
+        built = subprocess.run([compiler, "-O2", "-Wall", "-Werror", str(SOURCE), "-o", str(binary)],
+                               capture_output=True, text=True)  # fmt: skip
+        if built.returncode != 0:
+            sys.exit(f"error: {compiler} could not build {SOURCE.name}: {built.stderr.strip().splitlines()[-1]}")
         done = subprocess.run([str(binary)], capture_output=True, text=True)
-    peaks = json.loads(done.stdout)
-    if done.returncode != 0:
-        sys.exit(f"error: {peaks.get('error', done.stderr.strip())}")
+    peaks = json.loads(done.stdout or "{}")
+    if done.returncode != 0 or "error" in peaks:
+        sys.exit(f"error: {peaks.get('error') or done.stderr.strip() or 'cpu_peak failed'}")
     return peaks
+
+
+def bench_rows(path: Path) -> list[dict]:
+    try:
+        rows = list(json.loads(path.read_text())["results"])
+        if all(isinstance(row, dict) and "artifact" in row for row in rows):
+            return rows
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        pass
+    sys.exit(f"error: {path} is not a `fmnist bench` JSON file; run `fmnist bench --output {path}`")
 
 
 def main() -> None:
@@ -68,12 +81,11 @@ def main() -> None:
     if not args.bench.is_file():
         print(f"(no {args.bench}; run `fmnist bench` to compare measured latencies with the floor)")
         return
-    rows = json.loads(args.bench.read_text())["results"]
-    for row in rows:
+    for row in bench_rows(args.bench):
         name = Path(row["artifact"]).name
-        if row.get("threads") != 1 or "error" in row or not name.endswith(".tflite"):
+        if row.get("threads") != 1 or "p50_us" not in row or not name.endswith(".tflite"):
             continue
-        floor = floors["int8"] if "int8" in name or "uint8" in name else floors["float32"]
+        floor = floors["int8"] if "int8" in name else floors["float32"]
         print(f"  {name:<34} p50 {row['p50_us']:8.1f} µs = {floor / row['p50_us']:6.1%} of its floor")
 
 
