@@ -46,7 +46,9 @@ def measure_peaks() -> dict:
         built = subprocess.run([compiler, "-O2", "-Wall", "-Werror", str(SOURCE), "-o", str(binary)],
                                capture_output=True, text=True)  # fmt: skip
         if built.returncode != 0:
-            sys.exit(f"error: {compiler} could not build {SOURCE.name}: {built.stderr.strip().splitlines()[-1]}")
+            lines = built.stderr.strip().splitlines() or ["no message"]
+            first_error = next((line for line in lines if "error" in line), lines[-1])
+            sys.exit(f"error: {compiler} could not build {SOURCE.name}: {first_error}")
         done = subprocess.run([str(binary)], capture_output=True, text=True)
     peaks = json.loads(done.stdout or "{}")
     if done.returncode != 0 or "error" in peaks:
