@@ -78,9 +78,15 @@ def test_bad_tf_config_through_the_cli_fails_before_writing_anything(tmp_path):
 
 
 def test_mirrored_with_one_device_works_with_a_note(tmp_path):
-    result = runner.invoke(app, ["train", "--strategy", "mirrored", *QUICK, "--output", str(tmp_path / "run")])
-    assert result.exit_code == 0, result.output
-    assert "note: mirrored over one device" in result.output
+    # Its own process: after a fit() under MirroredStrategy, every later fit() in the same
+    # process ran 1.6-2x slower here (page faults from TF's allocations), slowing the rest of the suite.
+    done = subprocess.run(
+        [sys.executable, "-m", "fmnist_keras", "train", "--strategy", "mirrored", *QUICK,
+         "--output", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "note: mirrored over one device" in done.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["distribution"]["strategy"] == "mirrored" and metrics["distribution"]["replicas"] == 1
 
