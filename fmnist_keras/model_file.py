@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
 from fmnist_keras.errors import ModelFileError
@@ -18,6 +19,10 @@ def load_trained_model(path: Path):
         raise ModelFileError(f"model file {path} does not exist; train one with `fmnist train` or pass --model")
     if path.suffix != ".keras":
         raise ModelFileError(f"{path} is not a .keras file; pass the model.keras written by `fmnist train`")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" about it
+        raise ModelFileError(
+            f"{path} is not a .keras zip archive (empty, truncated or another format); retrain it with `fmnist train`"
+        )
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for bad files

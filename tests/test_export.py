@@ -2,6 +2,7 @@
 (tensorflow#122598), so each test converts as little as it can."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -138,6 +139,11 @@ def _lambda_model(path):
     keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x))).save(path)
 
 
+def _zip_without_keras_files(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "a zip, but no config.json or weights")
+
+
 def _wrong_shape_model(path):
     import keras
 
@@ -149,8 +155,9 @@ def _wrong_shape_model(path):
     ("make", "args", "expected"),
     [
         (None, ["--model", "{tmp}/absent.keras"], "does not exist"),
-        (lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"), ["--model", "{tmp}/bad.keras"], "not a readable"),
-        (lambda p: p.write_bytes(b""), ["--model", "{tmp}/bad.keras"], "not a readable"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"), ["--model", "{tmp}/bad.keras"], "not a .keras zip"),
+        (lambda p: p.write_bytes(b""), ["--model", "{tmp}/bad.keras"], "not a .keras zip"),
+        (_zip_without_keras_files, ["--model", "{tmp}/bad.keras"], "not a readable Keras model"),
         (_lambda_model, ["--model", "{tmp}/bad.keras"], "Lambda layer"),
         (_wrong_shape_model, ["--model", "{tmp}/bad.keras"], "is not the fmnist model"),
         (None, ["--model", "{model}", "--calibration-samples", "0"], "--calibration-samples"),

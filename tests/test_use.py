@@ -134,6 +134,25 @@ def test_bench_returns_ordered_percentiles(bench_json):
     assert rows[1]["throughput_batch"] == 256
 
 
+@pytest.mark.parametrize(
+    ("name", "payload", "expected"),
+    [
+        ("broken.tflite", b"not a flatbuffer", "is not a valid .tflite model"),
+        ("broken.keras", b"", "is not a .keras zip archive"),
+        ("photo.png", b"\x89PNG", "is neither .keras, .tflite nor a SavedModel folder"),
+    ],
+)
+def test_bench_refuses_a_bad_artifact_before_timing_anything(name, payload, expected, exported, tmp_path):
+    out, _ = exported
+    bad = tmp_path / name
+    bad.write_bytes(payload)
+    target = tmp_path / "bench.json"
+    result = runner.invoke(app, ["bench", str(out / "model_int8.tflite"), str(bad), "--output", str(target)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {bad} {expected}") and len(result.output.strip().splitlines()) == 1
+    assert not target.exists()
+
+
 def test_measured_latency_is_above_the_cpu_floor(bench_json):
     """The floor tool's peak is an upper bound: no measured p50 may beat it (a wrong peak would)."""
     tool = Path(__file__).parents[1] / "tools" / "bench_cpu_floor.py"
