@@ -26,6 +26,17 @@ def default_artifacts(folder: Path) -> list[Path]:
     return [p for p in found if p.exists()]
 
 
+def check_artifacts(paths: list[Path]) -> None:
+    """Open every artifact once; raise ModelFileError naming the first one that cannot be loaded."""
+    from fmnist_keras.artifacts import artifact_kind, open_artifact
+    from fmnist_keras.quiet import import_tensorflow_quietly
+
+    if any(artifact_kind(p) != "tflite" for p in paths):
+        import_tensorflow_quietly()
+    for path in paths:
+        open_artifact(path)
+
+
 def _percentiles(seconds: list[float]) -> dict:
     us = np.asarray(seconds) * 1e6
     p50, p90, p99 = np.percentile(us, [50, 90, 99])

@@ -355,8 +355,7 @@ def bench(
     ),
 ) -> None:
     """Latency (p50/p90/p99 at batch 1) and throughput of each artifact."""
-    from fmnist_keras.artifacts import artifact_kind, open_artifact
-    from fmnist_keras.bench import bench_artifacts, bench_table, default_artifacts
+    from fmnist_keras.bench import bench_artifacts, bench_table, check_artifacts, default_artifacts
     from fmnist_keras.files import ensure_writable_dir, write_json
 
     paths = artifacts or default_artifacts(DEFAULT_OUTPUT)
@@ -366,10 +365,7 @@ def bench(
         )
     try:
         ensure_writable_dir(output.parent)
-        if any(artifact_kind(p) != "tflite" for p in paths):
-            import_tensorflow_quietly()
-        for path in paths:  # a bad file fails here, in one line, before minutes of timing and with nothing written
-            open_artifact(path)
+        check_artifacts(paths)  # a bad file fails here, in one line, before minutes of timing and with nothing written
     except FmnistError as error:
         raise _fail(error) from None
     with typer.progressbar(length=len(paths) * len(threads), label="benchmarking", file=sys.stderr) as bar:
