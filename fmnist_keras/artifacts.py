@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_keras.errors import ModelFileError
+from fmnist_keras.errors import ModelFileError, first_line
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,58 @@ def artifact_kind(path: Path) -> str:
     raise ModelFileError(f"{path} is neither .keras, .tflite nor a SavedModel folder; pass one of those")
 
 
+# The contract every artifact must meet: raw pixels in, one logit per class out.
+INPUT_DTYPES = ("float32", "int8", "uint8")
+CONTRACT = "one input of shape (1 or N, 28, 28, 1) in float32, int8 or uint8, and one output of 10 logits"
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join("N" if d is None or d < 0 else str(d) for d in shape) + ")"
+
+
+def _contract_problem(inputs: list[tuple], outputs: list[tuple]) -> str | None:
+    """What differs from CONTRACT, given (shape, dtype name) of each input and output; None if nothing."""
+    from fmnist_keras.model import INPUT_SHAPE, NUM_CLASSES
+
+    if len(inputs) != 1 or len(outputs) != 1:
+        return f"it has {len(inputs)} input(s) and {len(outputs)} output(s)"
+    (in_shape, in_dtype), (out_shape, out_dtype) = inputs[0], outputs[0]
+    if len(in_shape) != 4 or tuple(in_shape[1:]) != INPUT_SHAPE or in_dtype not in INPUT_DTYPES:
+        return f"its input is {in_dtype} {_shape_text(in_shape)}"
+    if len(out_shape) != 2 or out_shape[-1] != NUM_CLASSES:
+        return f"its output is {out_dtype} {_shape_text(out_shape)}"
+    return None
+
+
+def _tflite_signature(model_bytes: bytes) -> tuple[list, list]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+
+    def describe(details):
+        return [(list(d.get("shape_signature", d["shape"])), np.dtype(d["dtype"]).name) for d in details]
+
+    return describe(interpreter.get_input_details()), describe(interpreter.get_output_details())
+
+
+def _saved_model_signature(path: Path, serve) -> tuple[list, list]:
+    inputs = serve.signature.structured_input_signature[1]
+    outputs = serve.signature.structured_outputs
+    if set(inputs) != {"pixels"} or set(outputs) != {"logits"}:
+        raise ModelFileError(
+            f"{path} is not an fmnist model: its serving_default signature has inputs {sorted(inputs)} and "
+            f"outputs {sorted(outputs)}; expected input 'pixels' and output 'logits'"
+        )
+    spec, out = inputs["pixels"], outputs["logits"]
+    return [(list(spec.shape), spec.dtype.name)], [(list(out.shape), out.dtype.name)]
+
+
+def _check_contract(path: Path, inputs: list, outputs: list) -> None:
+    problem = _contract_problem(inputs, outputs)
+    if problem:
+        raise ModelFileError(f"{path} is not an fmnist model: {problem}; expected {CONTRACT}")
+
+
 def open_artifact(path: Path) -> Artifact:
     """Load `path` (type detected from it) into a uniform logits function."""
     from fmnist_keras import runners
@@ -49,13 +101,14 @@ def open_artifact(path: Path) -> Artifact:
             serve = runners.load_serving_signature(path)
         except Exception as exc:  # noqa: BLE001 - TF raises many types for bad folders
             raise ModelFileError(
-                f"{path} is not a readable SavedModel with a serving_default signature ({exc})"
+                f"{path} is not a readable SavedModel with a serving_default signature ({first_line(exc)})"
             ) from None
+        _check_contract(path, *_saved_model_signature(path, serve))
         return Artifact(path, kind, lambda images: runners.serving_logits(serve, images))
     model_bytes = path.read_bytes()
     try:
-        runners.io_details(model_bytes)
+        signature = _tflite_signature(model_bytes)
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path} is not a valid .tflite model ({first})") from None
+        raise ModelFileError(f"{path} is not a valid .tflite model ({first_line(exc)})") from None
+    _check_contract(path, *signature)
     return Artifact(path, kind, lambda images: runners.tflite_logits(model_bytes, images))

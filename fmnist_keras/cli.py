@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +20,7 @@ from fmnist_keras import __version__
 from fmnist_keras.config import (
     CLUSTER_TIMEOUT_SECONDS,
     MAX_CLUSTERS,
+    MAX_SEED,
     MAX_SPARSITY,
     MIN_CLUSTERS,
     ExportConfig,
@@ -43,6 +45,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich tables cut long option names (--validation-spl…) at 80 columns.
+    rich_markup_mode=None,
 )
 
 DataDirOption = Annotated[
@@ -59,6 +63,11 @@ DataDirOption = Annotated[
 def _fail(error: FmnistError) -> typer.Exit:
     typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
     return typer.Exit(error.exit_code)
+
+
+def _interrupted(what_now: str) -> typer.Exit:
+    typer.secho(f"interrupted: {what_now}", err=True, fg=typer.colors.RED)
+    return typer.Exit(130)
 
 
 def _version_callback(value: bool) -> None:
@@ -99,9 +108,9 @@ def train(
     validation_split: Annotated[
         float, typer.Option(min=0.01, max=0.5, help="Fraction of training images held out for validation.")
     ] = TRAIN.validation_split,
-    seed: Annotated[int, typer.Option(min=0, help="Random seed; the same seed gives the same numbers on CPU.")] = (
-        TRAIN.seed
-    ),
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Random seed; the same seed gives the same numbers on CPU.")
+    ] = TRAIN.seed,
     max_train_images: Annotated[
         int | None, typer.Option(min=1, help="Train on the first N training images only (quick experiments).")
     ] = TRAIN.max_train_images,
@@ -156,11 +165,7 @@ def train(
     except FmnistError as error:
         raise _fail(error) from None
     except KeyboardInterrupt:
-        typer.secho(
-            f"interrupted: run the same command again to resume from the last completed epoch in {output}",
-            err=True,
-        )
-        raise typer.Exit(130) from None
+        raise _interrupted(f"run the same command again to resume from the last completed epoch in {output}") from None
     if not metrics["chief"]:
         typer.echo(f"{metrics['task']} trained {metrics['epochs_run']} epochs; the chief writes the model")
         return
@@ -191,7 +196,7 @@ def export(
     max_accuracy_drop: Annotated[
         float, typer.Option(min=0.0, help="Largest accuracy loss of a quantized file, in points, before failing.")
     ] = EXPORT.max_accuracy_drop,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the calibration sample.")] = EXPORT.seed,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the calibration sample.")] = EXPORT.seed,
     qat: Annotated[
         bool, typer.Option("--qat", help="Also fine-tune with quantization-aware training (tfmot); needs int8.")
     ] = False,
@@ -270,6 +275,8 @@ def export(
         if getattr(error, "report", None):
             typer.echo(terminal_summary(error.report))
         raise _fail(error) from None
+    except KeyboardInterrupt:
+        raise _interrupted(f"nothing was published; {output} is as it was") from None
     typer.echo(terminal_summary(report))
     typer.echo(f"published to {output}/ (report.md, MODEL_CARD.md, report.json)")
 
@@ -298,6 +305,8 @@ def evaluate(
         report = evaluate_artifacts(artifacts, output, data_dir=data_dir, gallery=gallery)
     except FmnistError as error:
         raise _fail(error) from None
+    except KeyboardInterrupt:
+        raise _interrupted(f"nothing was written; {output} is as it was") from None
     for result in report["results"]:
         typer.echo(f"{result['artifact']} ({result['kind']}): accuracy {result['accuracy']:.2%} "
                    f"on {result['images']:,} test images")  # fmt: skip
@@ -364,8 +373,8 @@ def bench(
             FmnistError(f"no models in {DEFAULT_OUTPUT}/; run `fmnist train` and `fmnist export`, or name artifacts")
         )
     try:
-        ensure_writable_dir(output.parent)
         check_artifacts(paths)  # a bad file fails here, in one line, before minutes of timing and with nothing written
+        ensure_writable_dir(output.parent)
     except FmnistError as error:
         raise _fail(error) from None
     with typer.progressbar(length=len(paths) * len(threads), label="benchmarking", file=sys.stderr) as bar:
@@ -400,5 +409,11 @@ def info(data_dir: DataDirOption = None) -> None:
     typer.echo(describe(data_dir, tf_config=os.environ.get("TF_CONFIG")))
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # SIGTERM (kill, a container stopping) cleans up like Ctrl-C: staging removed, publish rolled back.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     app()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Recipe measured to reach >= 92 % test accuracy in < 6 min on 2 CPU cores
-    # (see README, "Results"). The layers are the article's; only the recipe changes.
+    # Recipe measured at 92.06 % (seed 0) in 749 s on a 2-core AVX2 AMD EPYC, 92.17 % in
+    # about 3 min on a 2-core AVX-512 one (README, "Results"). The layers are the article's.
     epochs: int = 20
     # Smaller batches (more, noisier steps) generalise better here: 64 beat 128 by 0.4 points.
     batch_size: int = 64
@@ -51,6 +51,35 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """The config a metrics.json recorded; unknown keys (older versions) are ignored,
+        missing ones take today's default. ValueError names a field of the wrong type."""
+        return _from_dict(cls, values)
+
+
+def _from_dict(cls, values: dict):
+    if not isinstance(values, dict):
+        raise ValueError(f"expected an object of {cls.__name__} fields, got {type(values).__name__}")
+    kept = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            continue
+        value, default = values[field.name], getattr(cls(), field.name)
+        if default is None or isinstance(default, int) and not isinstance(default, bool):
+            ok = value is None and default is None or isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ValueError(f"{field.name} is {value!r}, expected a value like {default!r}")
+        kept[field.name] = value
+    return cls(**kept)
+
+
+# Largest seed NumPy and TensorFlow accept (2**32 - 1).
+MAX_SEED = 2**32 - 1
 
 # How long a multi-worker process waits for all its peers to join before it gives up.
 CLUSTER_TIMEOUT_SECONDS = 120

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_keras.errors import DataError
+from fmnist_keras.errors import DataError, first_line
 
 CLASS_NAMES = (
     "T-shirt/top",
@@ -127,10 +127,9 @@ def find_data_dir(
         try:
             _download(target)
         except Exception as exc:  # noqa: BLE001 - any failure means "no network"
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DataError(
                 f"Fashion-MNIST not found in {', '.join(map(str, searched))} and the download failed "
-                f"({reason}); run `apt-get install dataset-fashion-mnist`, or allow network access"
+                f"({first_line(exc)}); run `apt-get install dataset-fashion-mnist`, or allow network access"
             ) from None
         if _is_complete(target):
             return target

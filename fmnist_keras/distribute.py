@@ -216,3 +216,11 @@ def _multi_worker_strategy(task: ClusterTask, timeout_seconds: int):
             f"{timeout_seconds} s (leader: {task.leader}; {type(exc).__name__}); start every worker with the same "
             "TF_CONFIG cluster, check the addresses and firewalls, or raise --cluster-timeout"
         ) from None
+    except tf.errors.UnknownError as exc:
+        if "gRPC server" not in str(exc):
+            raise
+        own = task.cluster[task.task_type][task.task_index]
+        raise ClusterError(
+            f"{task.name} could not listen on {own} (is the port in use by another process?); "
+            "free it or give this task another port in TF_CONFIG"
+        ) from None

@@ -119,10 +119,9 @@ def evaluate_artifacts(paths: list[Path], output: Path, *, data_dir: Path | None
     """Evaluate one or two artifacts on the full test set; write JSON and PNGs beside `output`."""
     from fmnist_keras.artifacts import open_artifact
     from fmnist_keras.data import load_data
-    from fmnist_keras.files import atomic_path, ensure_writable_dir, write_json
+    from fmnist_keras.files import output_folder, publish, staging_dir, write_json
 
     artifacts = [open_artifact(p) for p in paths]  # fail on a bad file before the long part
-    ensure_writable_dir(Path(output).parent)
     data = load_data(data_dir)
     labels = data.y_test.astype(np.int64)
     results, predictions = [], []
@@ -136,13 +135,17 @@ def evaluate_artifacts(paths: list[Path], output: Path, *, data_dir: Path | None
     if len(predictions) == 2:
         report["comparison"] = compare_predictions(predictions[0], predictions[1], labels)
 
-    stem = Path(output).with_suffix("")
-    report["confusion_png"] = str(stem) + "_confusion.png"
-    with atomic_path(Path(report["confusion_png"])) as tmp:
-        plot_confusion(np.array(results[0]["confusion_matrix"]), tmp, Path(paths[0]).name)
+    output = Path(output)
+    confusion, gallery_name = f"{output.stem}_confusion.png", f"{output.stem}_gallery.png"
+    report["confusion_png"] = str(output.with_name(confusion))
     if gallery:
-        report["gallery_png"] = str(stem) + "_gallery.png"
-        with atomic_path(Path(report["gallery_png"])) as tmp:
-            plot_gallery(data.x_test, labels, predictions[0], tmp)
-    write_json(Path(output), report)
+        report["gallery_png"] = str(output.with_name(gallery_name))
+    names = [confusion, *([gallery_name] if gallery else []), output.name]
+    # The JSON and its pictures are one set: published together, and an old gallery goes with the old JSON.
+    with output_folder(output.parent) as folder, staging_dir(folder) as staged:
+        plot_confusion(np.array(results[0]["confusion_matrix"]), staged / confusion, Path(paths[0]).name)
+        if gallery:
+            plot_gallery(data.x_test, labels, predictions[0], staged / gallery_name)
+        write_json(staged / output.name, report)
+        publish(staged, folder, names, replaces=[gallery_name])
     return report

@@ -12,15 +12,53 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras import versions
-from fmnist_keras.config import MAX_CLUSTERS, MAX_SPARSITY, MIN_CLUSTERS, ExportConfig
+from fmnist_keras.config import MAX_CLUSTERS, MAX_SPARSITY, MIN_CLUSTERS, ExportConfig, TrainConfig
 from fmnist_keras.convert import IODType, Quantize, export_saved_model, tflite_filename, to_tflite
 from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample
-from fmnist_keras.errors import OutputError, VerificationFailed
-from fmnist_keras.files import ensure_writable_dir, publish, staging_dir, write_json, write_text
+from fmnist_keras.errors import ModelFileError, OutputError, VerificationFailed, first_line
+from fmnist_keras.files import os_error_text, output_folder, publish, staging_dir, write_json, write_text
 from fmnist_keras.int8_variants import gzip_size, int8_variants
 from fmnist_keras.micro import verify_micro_source
 
 DEFAULT_CONFIG = ExportConfig()
+# Below this, the float model itself is poor (the default recipe reaches about 92 %): the gate
+# compares artifacts with it, so they pass as faithful copies of a bad model. Say so.
+LOW_FLOAT_ACCURACY = 0.80
+# Names an export owns in its folder. A new export replaces all of them, so no model file
+# outlives the report that describes it (e.g. an int8 file after a float-only export).
+REPORT_FILES = ("report.md", "MODEL_CARD.md", "report.json")
+OWNED_NAMES = ("saved_model", "labels.txt", "model_int8.h", "model_int8.cc", *REPORT_FILES)
+OWNED_PATTERNS = ("model_*.tflite",)
+
+
+def exported_files(folder: Path) -> list[str]:
+    """The files of an earlier export in `folder` (what a new export, or a retrain, replaces)."""
+    names = [n for n in OWNED_NAMES if (folder / n).exists()]
+    return names + sorted(p.name for pattern in OWNED_PATTERNS for p in folder.glob(pattern))
+
+
+def read_training_metrics(path: Path) -> dict | None:
+    """The metrics.json `fmnist train` wrote beside the model (recipe and accuracy), or None if absent.
+
+    The recipe steers the fine-tunes and the model card, so a damaged file is refused, not guessed at.
+    """
+    if not path.exists():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError(f"expected a JSON object, got {type(metrics).__name__}")
+        metrics["config"] = TrainConfig.from_dict(metrics.get("config")).to_dict()
+        for key in ("test_accuracy", "num_train_images", "num_val_images"):
+            if not isinstance(metrics.get(key), (int, float)) or isinstance(metrics.get(key), bool):
+                raise ValueError(f"{key} is missing or not a number")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = os_error_text(exc) if isinstance(exc, OSError) else first_line(exc)
+        raise ModelFileError(
+            f"{path} beside the model is not a metrics.json written by `fmnist train` ({reason}); "
+            "move it away or retrain"
+        ) from None
+    return metrics
 
 
 def calibration_images(x_train: np.ndarray, y_train: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -31,12 +69,14 @@ def calibration_images(x_train: np.ndarray, y_train: np.ndarray, count: int, see
 
 
 def _entry(name, fmt, size, logits, reference, labels, config: ExportConfig | None = None) -> dict:
-    """Metrics of a Keras-equivalent artifact; with `config`, gated to reproduce Keras logits."""
+    """Metrics of a Keras-equivalent artifact; with `config`, gated to reproduce Keras logits.
+    Without it (the Keras model itself), the gate checks only that its logits are finite."""
     from fmnist_keras.verify import compare, gate_failures
 
     metrics = compare(logits, reference, labels)
-    failures = []
-    if config is not None:
+    if config is None:
+        failures = gate_failures(metrics, exact=True)
+    else:
         failures = gate_failures(
             metrics, exact=True, max_accuracy_drop=config.max_accuracy_drop, float_tolerance=config.float_tolerance
         )
@@ -105,7 +145,7 @@ def export_and_validate(
     """
     from fmnist_keras.model_file import file_sha256, load_trained_model
     from fmnist_keras.report import model_card, report_markdown
-    from fmnist_keras.runners import keras_logits, saved_model_logits, tflite_logits
+    from fmnist_keras.runners import keras_logits
 
     started = time.perf_counter()
     quantize, io = Quantize(quantize), IODType(io)
@@ -117,53 +157,37 @@ def export_and_validate(
         raise ValueError(f"clusters needs quantize=int8 without qat and {MIN_CLUSTERS} <= clusters <= {MAX_CLUSTERS}")
     if quantize is not Quantize.int8:
         io = IODType.float32
-    output = ensure_writable_dir(Path(output))
-    model = load_trained_model(model_path)
+    model = load_trained_model(model_path)  # a bad model or bad data fails before any folder is made
     data = load_data(data_dir)
-    metrics_path = Path(model_path).parent / "metrics.json"
-    training = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    training = read_training_metrics(Path(model_path).parent / "metrics.json")
     if quantize is Quantize.int8 and representative is None:
         representative = calibration_images(data.x_train, data.y_train, config.calibration_samples, config.seed)
     labels = data.y_test.astype(np.int64)
 
     log(f"Verifying on {len(labels):,} test images from {data.source}")
     reference = keras_logits(model, data.x_test)
-    keras_entry = _entry(Path(model_path).name, "keras", Path(model_path).stat().st_size, reference, reference, labels)
-    artifacts = [keras_entry]
-    published = ["saved_model", "model_float32.tflite", "labels.txt"]
-    micro = None
-    with staging_dir(output) as staged:
-        export_saved_model(model, staged / "saved_model")
-        saved_size = sum(f.stat().st_size for f in (staged / "saved_model").rglob("*") if f.is_file())
-        saved_logits = saved_model_logits(staged / "saved_model", data.x_test)
-        artifacts.append(_entry("saved_model", "saved_model", saved_size, saved_logits, reference, labels, config))
-        variants = [("model_float32.tflite", "none", lambda: (to_tflite(model, Quantize.none), {}))]
-        if quantize in (Quantize.float16, Quantize.dynamic):
-            variants.append((tflite_filename(quantize, io), quantize.value, lambda: (to_tflite(model, quantize), {})))
-        elif quantize is Quantize.int8:
-            variants += int8_variants(
-                model, io, representative, data, training, config, qat, sparsity, log, clusters=clusters
-            )
-        last_int8 = None
-        for name, method, make in variants:
-            log(f"Converting and verifying {name}")
-            model_bytes, extra = make()
-            (staged / name).write_bytes(model_bytes)
-            logits = tflite_logits(model_bytes, data.x_test)
-            artifacts.append({**_tflite_entry(name, model_bytes, method, logits, reference, labels, config), **extra})
-            if name not in published:
-                published.append(name)
-            if method not in ("none", "float16", "dynamic"):
-                last_int8 = (name, model_bytes, logits)
-        if last_int8:
-            # The C array holds the most refined int8 model asked for (QAT > pruned > PTQ).
-            micro = verify_micro_source(last_int8[0], last_int8[1], staged, last_int8[2], data.x_test)
-            published += ["model_int8.h", "model_int8.cc"]
-        (staged / "labels.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    size = Path(model_path).stat().st_size
+    artifacts = [_entry(Path(model_path).name, "keras", size, reference, reference, labels)]
+    warnings = _float_model_warnings(artifacts[0]["accuracy"], log)
+    if quantize in (Quantize.float16, Quantize.dynamic):
+        extra = [(tflite_filename(quantize, io), quantize.value, lambda: (to_tflite(model, quantize), {}))]
+    elif quantize is Quantize.int8:
+        extra = int8_variants(model, io, representative, data, training, config, qat, sparsity, log, clusters=clusters)
+    else:
+        extra = []
+    variants = [("model_float32.tflite", "none", lambda: (to_tflite(model, Quantize.none), {})), *extra]
+
+    with output_folder(Path(output)) as output, staging_dir(output) as staged:
+        staged_artifacts, micro = _stage_and_verify(model, variants, staged, data, reference, labels, config, log)
+        artifacts += staged_artifacts
+        files = sorted({a["name"] for a in staged_artifacts} | {"labels.txt"} | set(REPORT_FILES)
+                       | ({"model_int8.h", "model_int8.cc"} if micro else set()))  # fmt: skip
         failures = [f"{a['name']}: {f}" for a in artifacts + ([micro] if micro else []) for f in a["failures"]]
         report = {
             "passed": not failures,
             "failures": failures,
+            "warnings": warnings,
+            "files": files,
             "command": command,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model": str(model_path),
@@ -186,8 +210,42 @@ def export_and_validate(
             raise VerificationFailed(
                 f"verification failed, nothing was published to {output}: " + "; ".join(failures), report=report
             )
+        (staged / "labels.txt").write_text("\n".join(CLASS_NAMES) + "\n")
         write_json(staged / "report.json", report)
         write_text(staged / "report.md", report_markdown(report))
         write_text(staged / "MODEL_CARD.md", model_card(report, model))
-        publish(staged, output, published + ["report.md", "MODEL_CARD.md", "report.json"])
+        publish(staged, output, files, replaces=exported_files(output))
     return report
+
+
+def _float_model_warnings(accuracy: float, log) -> list[str]:
+    if accuracy >= LOW_FLOAT_ACCURACY:
+        return []
+    warning = (
+        f"the float model itself reaches only {accuracy:.2%} on the test set (the default recipe reaches "
+        "about 92 %); the files are verified as faithful copies of it, not as good models"
+    )
+    log(f"warning: {warning}")
+    return [warning]
+
+
+def _stage_and_verify(model, variants, staged: Path, data, reference, labels, config, log) -> tuple[list, dict | None]:
+    """Write the SavedModel and each .tflite variant into `staged`, each verified on the test set;
+    then the C source of the most refined int8 model (QAT > pruned > PTQ), verified on TFLM."""
+    from fmnist_keras.runners import saved_model_logits, tflite_logits
+
+    export_saved_model(model, staged / "saved_model")
+    saved_size = sum(f.stat().st_size for f in (staged / "saved_model").rglob("*") if f.is_file())
+    saved_logits = saved_model_logits(staged / "saved_model", data.x_test)
+    artifacts = [_entry("saved_model", "saved_model", saved_size, saved_logits, reference, labels, config)]
+    last_int8 = None
+    for name, method, make in variants:
+        log(f"Converting and verifying {name}")
+        model_bytes, extra = make()
+        (staged / name).write_bytes(model_bytes)
+        logits = tflite_logits(model_bytes, data.x_test)
+        artifacts.append({**_tflite_entry(name, model_bytes, method, logits, reference, labels, config), **extra})
+        if method not in ("none", "float16", "dynamic"):
+            last_int8 = (name, model_bytes, logits)
+    micro = verify_micro_source(*last_int8, staged, data.x_test) if last_int8 else None
+    return artifacts, micro

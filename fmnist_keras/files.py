@@ -1,22 +1,42 @@
-"""Atomic file output: write to a temporary sibling, then rename into place."""
+"""File output a reader can trust: a folder shows either the whole new set of
+files or the whole old one, never a mix, and no run leaves debris behind.
+
+Writers stage their files in a hidden sibling folder (same file system, so
+renames are atomic), then `publish` moves the set in as one transaction: it
+first moves the old files it replaces into a hidden backup folder, then the
+new ones into place; any failure (or Ctrl-C) moves everything back. A journal
+written before the first rename lets the next run undo a publish that a
+`kill -9` cut short. Hidden folders of processes that no longer exist are
+removed by the next run in the same folder.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fmnist_keras.errors import OutputError
+
+STAGING_PREFIX = ".staging-"
+BACKUP_PREFIX = ".previous-"
+JOURNAL = ".publish-journal.json"
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def os_error_text(exc: OSError) -> str:
+    """`No space left on device`, not `[Errno 28] No space left on device: '/x/.tmp123'`."""
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def ensure_writable_dir(path: Path) -> Path:
@@ -27,9 +47,24 @@ def ensure_writable_dir(path: Path) -> Path:
             pass
     except OSError as exc:
         raise OutputError(
-            f"cannot write to output folder {path} ({exc.strerror or exc}); choose another with --output"
+            f"cannot write to output folder {path} ({os_error_text(exc)}); choose another with --output"
         ) from None
     return path
+
+
+@contextlib.contextmanager
+def output_folder(path: Path) -> Iterator[Path]:
+    """`ensure_writable_dir`, and remove the folder again if this run created it and fails leaving it empty."""
+    path = Path(path)
+    created = not path.exists()
+    ensure_writable_dir(path)
+    try:
+        yield path
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds when empty
+        raise
 
 
 @contextlib.contextmanager
@@ -57,32 +92,122 @@ def write_text(target: Path, text: str) -> None:
 
 
 def write_json(target: Path, obj: object) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Strict JSON: a NaN or inf raises instead of writing invalid `NaN` tokens."""
+    write_text(target, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _owner_pid(name: str, prefix: str) -> int | None:
+    """The process id in `.staging-<pid>-xxxx`, or None for a name not made by `_hidden_dir`."""
+    head = name[len(prefix) :].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _hidden_dir(parent: Path, prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(dir=parent, prefix=f"{prefix}{os.getpid()}-"))
+
+
+def clean_up(folder: Path) -> None:
+    """Undo a publish that a killed process left half done, and remove dead processes' hidden folders."""
+    journal = folder / JOURNAL
+    if journal.exists():
+        try:
+            plan = json.loads(journal.read_text())
+            pid = int(plan["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise OutputError(
+                f"{journal} is unreadable; a publish into {folder} was interrupted. Check the folder's files, "
+                "then delete that journal"
+            ) from None
+        if pid != os.getpid() and _pid_alive(pid):
+            raise OutputError(f"another fmnist process (pid {pid}) is publishing to {folder}; wait for it to finish")
+        _roll_back(folder, plan)
+        journal.unlink()
+    for path in folder.glob(".*"):
+        for prefix in (STAGING_PREFIX, BACKUP_PREFIX):
+            pid = _owner_pid(path.name, prefix) if path.name.startswith(prefix) else None
+            if pid is not None and pid != os.getpid() and not _pid_alive(pid) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def staging_dir(parent: Path) -> Iterator[Path]:
-    """A temporary folder inside `parent` (same file system, so renames are atomic)."""
-    path = Path(tempfile.mkdtemp(dir=parent, prefix=".staging-"))
+    """A hidden folder inside `parent` for a set of files to publish; always removed afterwards."""
+    clean_up(parent)
+    path = _hidden_dir(parent, STAGING_PREFIX)
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def publish(staged: Path, destination: Path, names: list[str]) -> None:
-    """Move each staged file onto its final name; the last name is the completion marker."""
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _roll_back(folder: Path, plan: dict) -> None:
+    """Put the old set back: new files that arrived go back to staging, backed-up ones return."""
+    staged, backup = folder / plan["staged"], folder / plan["backup"]
+    for name in plan["names"]:
+        if staged.is_dir() and not _exists(staged / name) and _exists(folder / name):
+            os.replace(folder / name, staged / name)  # it came from staging: send it back
+    for name in plan["old"]:
+        if _exists(backup / name):
+            os.replace(backup / name, folder / name)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def publish(staged: Path, destination: Path, names: list[str], replaces: Iterable[str] = ()) -> None:
+    """Move the staged `names` into `destination` as one set.
+
+    Files named in `replaces` (and the old versions of `names`) leave the folder
+    with it, so nothing stale from an earlier, wider set remains. Either all of
+    that happens, or the folder is left exactly as it was and OutputError says why.
+    """
+    missing = [n for n in names if not _exists(staged / n)]
+    if missing:
+        raise RuntimeError(f"publish: {missing} were never staged")  # a bug, not a user error
     for name in names:
-        source = staged / name
         target = destination / name
-        if source.is_dir():
-            if target.exists():
-                old = target.with_name(f".{name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-                os.replace(source, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(source, target)
-        else:
-            os.replace(source, target)
+        if _exists(target) and target.is_dir() != (staged / name).is_dir():
+            raise OutputError(
+                f"{target} is a {'folder' if target.is_dir() else 'file'} and the new {name} is not; "
+                "move it away or write elsewhere"
+            )
+    old = [n for n in dict.fromkeys([*names, *replaces]) if _exists(destination / n)]
+    backup = _hidden_dir(destination, BACKUP_PREFIX)
+    plan = {"pid": os.getpid(), "staged": staged.name, "backup": backup.name, "names": names, "old": old}
+    write_json(destination / JOURNAL, plan)
+    try:
+        for name in old:
+            os.replace(destination / name, backup / name)
+        for name in names:
+            os.replace(staged / name, destination / name)
+    except BaseException as exc:
+        _roll_back(destination, plan)
+        (destination / JOURNAL).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            where = exc.filename or destination
+            raise OutputError(
+                f"could not publish to {destination} ({os_error_text(exc)}: {where}); nothing was changed there"
+            ) from None
+        raise
+    (destination / JOURNAL).unlink()  # the commit point: from here on the new set stands
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT, whether raised as OSError or wrapped in TensorFlow's or h5py's text."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text or "File too large" in text

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fmnist_keras.errors import first_line
+
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them (decompression bombs)
 
 
@@ -66,6 +68,8 @@ def load_image(path: Path, invert: Invert = Invert.auto) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not a picture")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -91,16 +95,41 @@ def load_image(path: Path, invert: Invert = Invert.auto) -> np.ndarray:
     return fit_28x28(gray)
 
 
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data offset) from the header alone, without reading the data."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as f:
+        version = npy.read_magic(f)
+        reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = reader(f, max_header_size=10_000)
+        return shape, dtype, f.tell()
+
+
 def load_npy(path: Path) -> np.ndarray:
-    """(N, 28, 28) or (N, 28, 28, 1) uint8 array file -> (N, 28, 28) uint8."""
+    """(N, 28, 28) or (N, 28, 28, 1) uint8 array file, N >= 1 -> (N, 28, 28) uint8.
+
+    The header is checked against the file before any data is read, so a crafted
+    header cannot ask for gigabytes of memory.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not a .npy file")
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    expected = "uint8 of shape (N, 28, 28) or (N, 28, 28, 1) with N >= 1"
+    try:
+        shape, dtype, offset = _npy_header(path)
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many types
+        raise ImageError(f"{path}: not a .npy array file ({first_line(exc)})") from None
+    if dtype != np.uint8 or len(shape) not in (3, 4) or tuple(shape[1:3]) != (28, 28) or shape[3:] not in ((), (1,)):
+        raise ImageError(f"{path}: expected {expected}, got {dtype} {shape}")
+    if shape[0] == 0:
+        raise ImageError(f"{path}: holds no images (shape {shape}); expected {expected}")
+    if path.stat().st_size - offset < int(np.prod(shape)):
+        raise ImageError(f"{path}: truncated: its header declares {shape} but the file is shorter")
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable .npy array ({exc})") from None
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3 or array.shape[1:] != (28, 28) or array.dtype != np.uint8:
-        raise ImageError(
-            f"{path}: expected uint8 of shape (N, 28, 28) or (N, 28, 28, 1), got {array.dtype} {array.shape}"
-        )
-    return array
+        raise ImageError(f"{path}: not a readable .npy array ({first_line(exc)})") from None
+    return array.reshape(-1, 28, 28)

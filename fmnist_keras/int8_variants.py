@@ -25,10 +25,7 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
         return variants
     from fmnist_keras import optimize
 
-    known = TrainConfig.__dataclass_fields__
-    train_cfg = (
-        TrainConfig(**{k: v for k, v in training["config"].items() if k in known}) if training else TrainConfig()
-    )
+    train_cfg = TrainConfig.from_dict(training["config"]) if training else TrainConfig()
     train_idx, val_idx = stratified_split(data.y_train, train_cfg.validation_split, train_cfg.seed)
     train_idx = train_idx[: config.finetune_max_images]  # None: all
     split = (data.x_train[train_idx], data.y_train[train_idx], data.x_train[val_idx], data.y_train[val_idx])

@@ -6,7 +6,7 @@ import hashlib
 import zipfile
 from pathlib import Path
 
-from fmnist_keras.errors import ModelFileError
+from fmnist_keras.errors import ModelFileError, first_line
 from fmnist_keras.model import INPUT_SHAPE, NUM_CLASSES
 
 
@@ -32,9 +32,8 @@ def load_trained_model(path: Path):
                 f"{path} contains a Lambda layer or other code; refusing to run it (Keras safe mode). "
                 "Export only models trained with `fmnist train`"
             ) from None
-        first_line = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
         raise ModelFileError(
-            f"{path} is not a readable Keras model ({first_line}); retrain it with `fmnist train`"
+            f"{path} is not a readable Keras model ({first_line(exc)}); retrain it with `fmnist train`"
         ) from None
     if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelFileError(f"{path} is not the fmnist model: it needs one input and one output")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras.data import CLASS_NAMES
+from fmnist_keras.errors import ModelFileError
 from fmnist_keras.images import ImageError, Invert, load_image, load_npy
 
 
@@ -37,7 +38,13 @@ def predict_files(artifact_path: Path, paths: list[Path], *, invert: Invert = In
             errors.append(str(exc))
     results = []
     if batch:
-        probabilities = softmax(artifact.logits(np.stack(batch)))
+        logits = artifact.logits(np.stack(batch))
+        if not np.all(np.isfinite(logits)):
+            raise ModelFileError(
+                f"{artifact_path} gives NaN or inf outputs, so it is not a usable model; "
+                "retrain it, or use one that `fmnist export` verified"
+            )
+        probabilities = softmax(logits)
         for name, p in zip(names, probabilities, strict=True):
             order = np.argsort(-p)[:top_k]
             results.append(

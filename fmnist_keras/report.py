@@ -18,7 +18,7 @@ def _row(a: dict) -> list[str]:
         f"{a['accuracy']:.2%}",
         f"{a['accuracy_drop_points']:+.2f}",
         f"{a['agreement']:.2%}",
-        f"{a['max_abs_logit_diff']:.1e}",
+        "n/a" if a["max_abs_logit_diff"] is None else f"{a['max_abs_logit_diff']:.1e}",
         status,
     ]
 

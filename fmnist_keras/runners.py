@@ -32,6 +32,7 @@ def load_serving_signature(path: Path):
         return signature(**inputs)
 
     serve.loaded = loaded  # a signature alone does not keep the restored variables alive
+    serve.signature = signature
     return serve
 
 

@@ -8,6 +8,7 @@ with the same options continues from its last completed epoch.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -22,8 +23,8 @@ from fmnist_keras import versions
 from fmnist_keras.config import CLUSTER_TIMEOUT_SECONDS, TrainConfig
 from fmnist_keras.data import load_data, stratified_split
 from fmnist_keras.distribute import Strategy, parse_tf_config
-from fmnist_keras.errors import FmnistError, OutputError, TrainingDiverged
-from fmnist_keras.files import ensure_writable_dir, publish, staging_dir, write_json
+from fmnist_keras.errors import OutputError, TrainingDiverged, first_line
+from fmnist_keras.files import ensure_writable_dir, is_disk_full, publish, staging_dir, write_json
 
 STATE_DIR = ".train_state"
 ARTIFACTS = (
@@ -35,15 +36,20 @@ ARTIFACTS = (
 
 
 def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=print, name: str = STATE_DIR) -> Path:
-    """Decide between a fresh start, a resume and a refusal; return the state folder."""
+    """Decide between a fresh start, a resume and a refusal; return the state folder.
+
+    `overwrite` always starts fresh, whatever state (even a damaged one) is there.
+    """
     state = workdir / name
     saved = state / "config.json"
-    if saved.exists():
-        previous = json.loads(saved.read_text())
-        if previous == config.to_dict():
-            log(f"Resuming the interrupted run in {state}")
-            return state
-        if not overwrite:
+    if saved.exists() and not overwrite:
+        try:
+            previous = json.loads(saved.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if not isinstance(previous, dict):
+            raise OutputError(f"the interrupted run's {saved} is damaged; pass --overwrite to start over")
+        if previous != config.to_dict():
             changed = ", ".join(
                 f"{k} {previous.get(k)} -> {v}" for k, v in config.to_dict().items() if previous.get(k) != v
             )
@@ -51,8 +57,10 @@ def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=prin
                 f"{workdir} holds an interrupted run with other options ({changed}); "
                 "rerun with the same options to resume it, or pass --overwrite to start over"
             )
-        shutil.rmtree(state)
-    elif name == STATE_DIR and (workdir / "metrics.json").exists() and not overwrite:
+        _check_checkpoint(state / "backup", log)
+        log(f"Resuming the interrupted run in {state}")
+        return state
+    if name == STATE_DIR and (workdir / "metrics.json").exists() and not overwrite:
         raise OutputError(
             f"{workdir} already holds a finished run (metrics.json, model.keras); "
             "pass --overwrite to replace it, or --output to train into another folder"
@@ -63,14 +71,67 @@ def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=prin
     return state
 
 
+# Keras BackupAndRestore's files, and the copies its double_checkpoint keeps of the one before.
+CHECKPOINTS = (("latest.weights.h5", "training_metadata.json"), ("latest.weights.h5.bkp", "training_metadata.json.bkp"))
+
+
+def _checkpoint_problem(backup: Path, weights: str, metadata: str) -> str | None:
+    """Why a checkpoint cannot be resumed from, or None when every array in it reads back."""
+    import h5py
+
+    try:
+        epoch = json.loads((backup / metadata).read_text())["epoch"]
+        if not isinstance(epoch, int):
+            return f"{metadata} holds no epoch"
+        with h5py.File(backup / weights, "r") as f:
+            f.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
+    except Exception as exc:  # noqa: BLE001 - h5py and json raise many types for damaged files
+        return f"{weights}: {first_line(exc)}"
+    return None
+
+
+def _check_checkpoint(backup: Path, log) -> None:
+    """Resume from the last good checkpoint (a kill or a full disk can cut the last one short)."""
+    if not backup.exists():
+        return
+    (weights, metadata), (previous_weights, previous_metadata) = CHECKPOINTS
+    if not (backup / weights).exists() and not (backup / metadata).exists():
+        return  # killed before the first epoch ended: nothing to resume
+    problem = _checkpoint_problem(backup, weights, metadata)
+    if problem is None:
+        return
+    previous_ok = (backup / previous_weights).exists() and not _checkpoint_problem(backup, *CHECKPOINTS[1])
+    if previous_ok:
+        log(f"note: the last checkpoint is damaged ({problem}); resuming from the one before it")
+        shutil.copyfile(backup / previous_weights, backup / weights)
+        shutil.copyfile(backup / previous_metadata, backup / metadata)
+        return
+    raise OutputError(f"the checkpoint in {backup} is damaged ({problem}); pass --overwrite to start over")
+
+
 def _read_log(path: Path) -> list[dict]:
     """CSV rows, keeping the last row per epoch (a kill between the log write and
     the checkpoint write makes an epoch run twice)."""
     if not path.exists():
         return []
-    with path.open() as f:
-        rows = {int(r["epoch"]): r for r in csv.DictReader(f)}
+    rows = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            epoch = _complete_row_epoch(row)
+            if epoch is not None:
+                rows[epoch] = row
     return [rows[e] for e in sorted(rows)]
+
+
+def _complete_row_epoch(row: dict) -> int | None:
+    """The epoch of a complete log row; None for a row that a kill cut short mid-write."""
+    if None in row or any(v in (None, "") for v in row.values()):
+        return None
+    try:
+        float(row["val_accuracy"])
+        return int(row["epoch"])
+    except (KeyError, ValueError):
+        return None
 
 
 def _write_log(rows: list[dict], path: Path) -> None:
@@ -116,138 +177,164 @@ def train_and_evaluate(
     # Other workers keep their own resumable state beside the chief's, removed at the end.
     state_name = STATE_DIR if task is None or task.is_chief else f"{STATE_DIR}-{task.task_type}-{task.task_index}"
     state = _prepare_state(config, workdir, overwrite, log, name=state_name)
+    with _state_guard(state, workdir):
+        import keras
+        import tensorflow as tf
 
-    import keras
-    import tensorflow as tf
+        from fmnist_keras.distribute import create_strategy, mixed_precision_policy, scaled_learning_rate
+        from fmnist_keras.model import build_model
+        from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
+        from fmnist_keras.runners import keras_logits
 
-    from fmnist_keras.distribute import create_strategy, mixed_precision_policy, scaled_learning_rate
-    from fmnist_keras.model import build_model
-    from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
-    from fmnist_keras.runners import keras_logits
-
-    # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-    try:
+        # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
         placement = create_strategy(kind, tf_config, cluster_timeout)  # before any TF op (multi-worker)
-    except FmnistError:
+        policy = (
+            mixed_precision_policy(bool(tf.config.list_physical_devices("GPU"))) if config.mixed_precision else None
+        )
+
+        train_idx, val_idx = stratified_split(dataset.y_train, config.validation_split, config.seed)
+        if config.max_train_images is not None:
+            train_idx = train_idx[: config.max_train_images]
+        x_train, y_train = dataset.x_train[train_idx], dataset.y_train[train_idx]
+        x_val, y_val = dataset.x_train[val_idx], dataset.y_train[val_idx]
+
+        global_batch = config.batch_size * placement.replicas
+        peak_lr = scaled_learning_rate(config.learning_rate, placement.replicas)
+        steps = steps_per_epoch(len(x_train), global_batch)
+        warmup = min(config.warmup_epochs * steps, config.epochs * steps - 1)
+        for note in placement.notes:
+            log(f"note: {note}")
+        if kind is not Strategy.default or placement.replicas > 1 or policy:
+            log(
+                f"{placement.describe()} | global batch {global_batch} = {config.batch_size} x {placement.replicas} | "
+                f"peak learning rate {peak_lr:g} = {config.learning_rate:g} x {placement.replicas} "
+                f"(linear scaling, {warmup} warm-up steps) | compute dtype {policy or 'float32'}"
+            )
+        with placement.strategy.scope():
+            schedule = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=0.0 if warmup else peak_lr,
+                decay_steps=config.epochs * steps - warmup,
+                warmup_target=peak_lr if warmup else None,
+                warmup_steps=warmup,
+            )
+            optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None)
+            if policy == "mixed_float16":  # float16 gradients underflow without loss scaling
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            model = build_model(dtype_policy=policy)
+            model.compile(
+                optimizer=optimizer,
+                loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                jit_compile=False,  # XLA is about 2x slower for this model on CPU
+            )
+            nan_guard = keras.callbacks.TerminateOnNaN()
+            # The log row is written before the checkpoint: a kill between the two repeats the
+            # epoch (and _read_log keeps its last row) instead of losing its row.
+            callbacks = [
+                nan_guard,
+                keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
+                # Kept at the end (and removed with the state after publishing), so a kill between
+                # the last epoch and publishing resumes at the end instead of retraining every epoch;
+                # double_checkpoint keeps the one before, in case a kill or full disk cuts the last short.
+                keras.callbacks.BackupAndRestore(
+                    str(state / "backup"), delete_checkpoint=False, double_checkpoint=True
+                ),
+            ]
+            train_ds = training_dataset(
+                x_train, y_train, global_batch, config.seed, config.augment, config.shift_pixels
+            )
+            if kind is Strategy.multi_worker:
+                _let_fit_run_multi_worker(model)
+            history = model.fit(
+                train_ds,
+                epochs=config.epochs,
+                steps_per_epoch=steps,
+                validation_data=eval_dataset(x_val, y_val),
+                callbacks=callbacks,
+                shuffle=False,  # the dataset shuffles itself, reproducibly
+                verbose=verbose if placement.is_chief else 0,
+            )
+        losses = history.history.get("loss", [])
+        loss_blew_up = model.stop_training and not (losses and all(math.isfinite(v) for v in losses))
+        if loss_blew_up or not _weights_finite(model):
+            shutil.rmtree(state, ignore_errors=True)
+            raise TrainingDiverged(
+                f"training diverged: the loss became NaN/inf (learning rate {peak_lr:g}); "
+                "no model was written; lower --learning-rate and train again"
+            )
+        distribution = {
+            "strategy": placement.kind.value,
+            "replicas": placement.replicas,
+            "devices": placement.devices,
+            "global_batch_size": global_batch,
+            "peak_learning_rate": peak_lr,
+            "compute_dtype": policy or "float32",
+        }
+        if task is not None:
+            distribution["num_workers"] = task.num_workers
+        if not placement.is_chief:
+            shutil.rmtree(state, ignore_errors=True)
+            return {"chief": False, "task": task.name, "epochs_run": len(losses), **distribution}
+
+        # The published model is a plain float32 copy: no strategy, no mixed-precision layers.
+        trained = build_model()
+        trained.set_weights(model.get_weights())
+        rows = _read_log(state / "log.csv")
+        test_logits = keras_logits(trained, dataset.x_test)
+        test = evaluate_logits(test_logits, dataset.y_test.astype(np.int64))
+        best = max(rows, key=lambda r: float(r["val_accuracy"]))
+        metrics = {
+            "chief": True,
+            "test_accuracy": test["accuracy"],
+            "test_loss": test["loss"],
+            "best_val_accuracy": float(best["val_accuracy"]),
+            "best_val_epoch": int(best["epoch"]) + 1,
+            "final_val_accuracy": float(rows[-1]["val_accuracy"]),
+            "epochs_run": len(rows),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "seed": config.seed,
+            "num_params": trained.count_params(),
+            "num_train_images": len(x_train),
+            "num_val_images": len(x_val),
+            "num_test_images": len(dataset.y_test),
+            "data_dir": str(dataset.source),
+            "distribution": distribution,
+            "config": config.to_dict(),
+            "versions": versions.library_versions(),
+        }
+
+        from fmnist_keras.plots import plot_training_curves
+
+        with staging_dir(workdir) as staged:
+            trained.save(staged / "model.keras")
+            _write_log(rows, staged / "training_log.csv")
+            plot_training_curves(rows, staged / "training_curves.png")
+            write_json(staged / "metrics.json", metrics)
+            # A retrain also retires the files exported from the model it replaces.
+            from fmnist_keras.export import exported_files
+
+            publish(staged, workdir, list(ARTIFACTS), replaces=exported_files(workdir))
         shutil.rmtree(state, ignore_errors=True)
+        return metrics
+
+
+@contextlib.contextmanager
+def _state_guard(state: Path, workdir: Path):
+    """A run that fails before its first checkpoint leaves no state behind (it never
+    started), and a full disk gets one line instead of a cascade of tracebacks."""
+    try:
+        yield
+    except BaseException as exc:
+        if not (state / "backup" / CHECKPOINTS[0][0]).exists():
+            shutil.rmtree(state, ignore_errors=True)
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            raise OutputError(
+                f"no space left on the device of {workdir}; free some space and run the same command "
+                "to resume from the last completed epoch, or pass --output elsewhere"
+            ) from None
         raise
-    policy = mixed_precision_policy(bool(tf.config.list_physical_devices("GPU"))) if config.mixed_precision else None
-
-    train_idx, val_idx = stratified_split(dataset.y_train, config.validation_split, config.seed)
-    if config.max_train_images is not None:
-        train_idx = train_idx[: config.max_train_images]
-    x_train, y_train = dataset.x_train[train_idx], dataset.y_train[train_idx]
-    x_val, y_val = dataset.x_train[val_idx], dataset.y_train[val_idx]
-
-    global_batch = config.batch_size * placement.replicas
-    peak_lr = scaled_learning_rate(config.learning_rate, placement.replicas)
-    steps = steps_per_epoch(len(x_train), global_batch)
-    warmup = min(config.warmup_epochs * steps, config.epochs * steps - 1)
-    for note in placement.notes:
-        log(f"note: {note}")
-    if kind is not Strategy.default or placement.replicas > 1 or policy:
-        log(
-            f"{placement.describe()} | global batch {global_batch} = {config.batch_size} x {placement.replicas} | "
-            f"peak learning rate {peak_lr:g} = {config.learning_rate:g} x {placement.replicas} "
-            f"(linear scaling, {warmup} warm-up steps) | compute dtype {policy or 'float32'}"
-        )
-    with placement.strategy.scope():
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0 if warmup else peak_lr,
-            decay_steps=config.epochs * steps - warmup,
-            warmup_target=peak_lr if warmup else None,
-            warmup_steps=warmup,
-        )
-        optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None)
-        if policy == "mixed_float16":  # float16 gradients underflow without loss scaling
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model = build_model(dtype_policy=policy)
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-            jit_compile=False,  # XLA is about 2x slower for this model on CPU
-        )
-        nan_guard = keras.callbacks.TerminateOnNaN()
-        # The log row is written before the checkpoint: a kill between the two repeats the
-        # epoch (and _read_log keeps its last row) instead of losing its row.
-        callbacks = [
-            nan_guard,
-            keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
-            keras.callbacks.BackupAndRestore(str(state / "backup")),
-        ]
-        train_ds = training_dataset(x_train, y_train, global_batch, config.seed, config.augment, config.shift_pixels)
-        if kind is Strategy.multi_worker:
-            _let_fit_run_multi_worker(model)
-        history = model.fit(
-            train_ds,
-            epochs=config.epochs,
-            steps_per_epoch=steps,
-            validation_data=eval_dataset(x_val, y_val),
-            callbacks=callbacks,
-            shuffle=False,  # the dataset shuffles itself, reproducibly
-            verbose=verbose if placement.is_chief else 0,
-        )
-    losses = history.history.get("loss", [])
-    if model.stop_training and (not losses or not all(math.isfinite(v) for v in losses)) or not _weights_finite(model):
-        shutil.rmtree(state, ignore_errors=True)
-        raise TrainingDiverged(
-            f"training diverged: the loss became NaN/inf (learning rate {peak_lr:g}); "
-            "no model was written; lower --learning-rate and train again"
-        )
-    distribution = {
-        "strategy": placement.kind.value,
-        "replicas": placement.replicas,
-        "devices": placement.devices,
-        "global_batch_size": global_batch,
-        "peak_learning_rate": peak_lr,
-        "compute_dtype": policy or "float32",
-    }
-    if task is not None:
-        distribution["num_workers"] = task.num_workers
-    if not placement.is_chief:
-        shutil.rmtree(state, ignore_errors=True)
-        return {"chief": False, "task": task.name, "epochs_run": len(losses), **distribution}
-
-    # The published model is a plain float32 copy: no strategy, no mixed-precision layers.
-    trained = build_model()
-    trained.set_weights(model.get_weights())
-    rows = _read_log(state / "log.csv")
-    test_logits = keras_logits(trained, dataset.x_test)
-    test = evaluate_logits(test_logits, dataset.y_test.astype(np.int64))
-    best = max(rows, key=lambda r: float(r["val_accuracy"]))
-    metrics = {
-        "chief": True,
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "best_val_accuracy": float(best["val_accuracy"]),
-        "best_val_epoch": int(best["epoch"]) + 1,
-        "final_val_accuracy": float(rows[-1]["val_accuracy"]),
-        "epochs_run": len(rows),
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "seed": config.seed,
-        "num_params": trained.count_params(),
-        "num_train_images": len(x_train),
-        "num_val_images": len(x_val),
-        "num_test_images": len(dataset.y_test),
-        "data_dir": str(dataset.source),
-        "distribution": distribution,
-        "config": config.to_dict(),
-        "versions": versions.library_versions(),
-    }
-
-    from fmnist_keras.plots import plot_training_curves
-
-    with staging_dir(workdir) as staged:
-        trained.save(staged / "model.keras")
-        _write_log(rows, staged / "training_log.csv")
-        plot_training_curves(rows, staged / "training_curves.png")
-        write_json(staged / "metrics.json", metrics)
-        publish(staged, workdir, list(ARTIFACTS))
-    shutil.rmtree(state, ignore_errors=True)
-    return metrics
 
 
 def _let_fit_run_multi_worker(model) -> None:

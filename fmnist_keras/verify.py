@@ -1,8 +1,17 @@
-"""Compare an artifact's logits with the float Keras model's, and apply the gate."""
+"""Compare an artifact's logits with the float Keras model's, and apply the gate.
+
+A NaN or inf anywhere fails: every comparison below is written so that a
+non-finite number can never pass it, and the metrics stay valid JSON (None
+where a number would be NaN).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def nonfinite_count(logits: np.ndarray) -> int:
+    return int(np.sum(~np.isfinite(logits)))
 
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
@@ -10,25 +19,36 @@ def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> di
     predicted, expected = logits.argmax(axis=1), reference.argmax(axis=1)
     accuracy = float(np.mean(predicted == labels))
     reference_accuracy = float(np.mean(expected == labels))
+    nonfinite = nonfinite_count(logits) + nonfinite_count(reference)
     return {
         "accuracy": accuracy,
         "accuracy_drop_points": round((reference_accuracy - accuracy) * 100, 4),
         "agreement": float(np.mean(predicted == expected)),
         "disagreements": int(np.sum(predicted != expected)),
-        "max_abs_logit_diff": float(np.max(np.abs(logits - reference))),
+        "max_abs_logit_diff": None if nonfinite else float(np.max(np.abs(logits - reference))),
+        "nonfinite_logits": nonfinite_count(logits),
     }
 
 
-def gate_failures(metrics: dict, *, exact: bool, max_accuracy_drop: float, float_tolerance: float) -> list[str]:
+def gate_failures(
+    metrics: dict, *, exact: bool, max_accuracy_drop: float | None = None, float_tolerance: float | None = None
+) -> list[str]:
     """Why an artifact fails verification; empty when it passes.
 
-    `exact` artifacts (SavedModel, float32 TFLite) must reproduce the Keras
-    logits; quantized ones may lose at most `max_accuracy_drop` points.
+    Every artifact must give finite logits. `exact` artifacts (SavedModel,
+    float32 TFLite) must reproduce the Keras logits within `float_tolerance`;
+    quantized ones may lose at most `max_accuracy_drop` points. Without a
+    tolerance (the Keras model itself), only finiteness is checked.
     """
-    if exact:
-        if metrics["max_abs_logit_diff"] > float_tolerance:
-            return [f"logits differ from Keras by {metrics['max_abs_logit_diff']:.2e} > {float_tolerance:.0e}"]
-        return []
-    if metrics["accuracy_drop_points"] > max_accuracy_drop:
-        return [f"accuracy drops {metrics['accuracy_drop_points']:.2f} points > {max_accuracy_drop:g} allowed"]
+    if metrics["nonfinite_logits"]:
+        return [f"{metrics['nonfinite_logits']:,} logits are NaN or inf"]
+    diff = metrics["max_abs_logit_diff"]
+    if exact and float_tolerance is not None:
+        if diff is None:
+            return ["cannot be compared with Keras: the Keras model's logits are NaN or inf"]
+        if not diff <= float_tolerance:
+            return [f"logits differ from Keras by {diff:.2e} > {float_tolerance:.0e}"]
+    drop = metrics["accuracy_drop_points"]
+    if not exact and max_accuracy_drop is not None and not drop <= max_accuracy_drop:
+        return [f"accuracy drops {drop:.2f} points > {max_accuracy_drop:g} allowed"]
     return []

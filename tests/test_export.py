@@ -69,7 +69,11 @@ def test_int8_export_is_verified_deployable_and_published(model_copy, tmp_path, 
     assert np.max(np.abs(micro - litert)) <= 2 * step * 1.001
     rows = np.arange(len(litert))
     margin = litert[rows, litert.argmax(1)] - litert[rows, micro.argmax(1)]
-    assert np.all(margin <= 1.5 * step) and np.sum(margin > 0) <= 2
+    assert np.all(margin <= 1.5 * step)
+    # How many of 200 images sit that close to a tie depends on the fixture's weights, which
+    # differ between CPUs (float summation order): 0-2 flips seen. 6 (3 %) leaves room for
+    # that; a broken TFLM path (wrong bytes or quantization) disagrees on most images.
+    assert np.sum(margin > 0) <= 6
 
     assert (out / "labels.txt").read_text().splitlines()[9] == "Ankle boot"
     card = (out / "MODEL_CARD.md").read_text()
