@@ -24,8 +24,10 @@ def artifact_kind(path: Path) -> str:
         if (path / "saved_model.pb").is_file():
             return "saved_model"
         raise ModelFileError(f"{path} is a folder without saved_model.pb; pass a .keras, .tflite or SavedModel folder")
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path} does not exist; pass a .keras file, a .tflite file or a SavedModel folder")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a regular file; pass a .keras file, a .tflite file or a SavedModel folder")
     if path.suffix == ".keras":
         return "keras"
     if path.suffix == ".tflite":

@@ -415,5 +415,7 @@ def _raise_interrupt(signum, frame) -> None:
 
 def main() -> None:
     # SIGTERM (kill, a container stopping) cleans up like Ctrl-C: staging removed, publish rolled back.
+    # SIGINT too, even where it was inherited as ignored (a background job of a script).
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     app()

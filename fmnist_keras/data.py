@@ -109,7 +109,8 @@ def find_data_dir(
     explicit = data_dir if data_dir is not None else data_dir_from_env()
     if explicit is not None:
         if not explicit.is_dir():
-            raise DataError(f"data folder {explicit} does not exist; pass a folder holding the Fashion-MNIST IDX files")
+            what = "is a file, not a folder" if explicit.exists() else "does not exist"
+            raise DataError(f"data folder {explicit} {what}; pass a folder holding the Fashion-MNIST IDX files")
         missing = [stem for stem in FILE_STEMS if _file_in(explicit, stem) is None]
         if missing:
             raise DataError(

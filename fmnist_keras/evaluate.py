@@ -119,7 +119,7 @@ def evaluate_artifacts(paths: list[Path], output: Path, *, data_dir: Path | None
     """Evaluate one or two artifacts on the full test set; write JSON and PNGs beside `output`."""
     from fmnist_keras.artifacts import open_artifact
     from fmnist_keras.data import load_data
-    from fmnist_keras.files import output_folder, publish, staging_dir, write_json
+    from fmnist_keras.files import full_disk_reported, output_folder, publish, staging_dir, write_json
 
     artifacts = [open_artifact(p) for p in paths]  # fail on a bad file before the long part
     data = load_data(data_dir)
@@ -142,7 +142,8 @@ def evaluate_artifacts(paths: list[Path], output: Path, *, data_dir: Path | None
         report["gallery_png"] = str(output.with_name(gallery_name))
     names = [confusion, *([gallery_name] if gallery else []), output.name]
     # The JSON and its pictures are one set: published together, and an old gallery goes with the old JSON.
-    with output_folder(output.parent) as folder, staging_dir(folder) as staged:
+    retry = "nothing was written; free some space, or pass --output elsewhere"
+    with output_folder(output.parent) as folder, full_disk_reported(folder, retry), staging_dir(folder) as staged:
         plot_confusion(np.array(results[0]["confusion_matrix"]), staged / confusion, Path(paths[0]).name)
         if gallery:
             plot_gallery(data.x_test, labels, predictions[0], staged / gallery_name)

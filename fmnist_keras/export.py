@@ -16,7 +16,15 @@ from fmnist_keras.config import MAX_CLUSTERS, MAX_SPARSITY, MIN_CLUSTERS, Export
 from fmnist_keras.convert import IODType, Quantize, export_saved_model, tflite_filename, to_tflite
 from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample
 from fmnist_keras.errors import ModelFileError, OutputError, VerificationFailed, first_line
-from fmnist_keras.files import os_error_text, output_folder, publish, staging_dir, write_json, write_text
+from fmnist_keras.files import (
+    full_disk_reported,
+    os_error_text,
+    output_folder,
+    publish,
+    staging_dir,
+    write_json,
+    write_text,
+)
 from fmnist_keras.int8_variants import gzip_size, int8_variants
 from fmnist_keras.micro import verify_micro_source
 
@@ -143,6 +151,8 @@ def export_and_validate(
     a magnitude-pruned one (pruning-preserving QAT when both are given);
     `clusters` adds a weight-clustered one (of the pruned model, if any).
     """
+    from fmnist_keras.evaluate import classification_metrics
+    from fmnist_keras.model import describe_layers, macs_per_layer
     from fmnist_keras.model_file import file_sha256, load_trained_model
     from fmnist_keras.report import model_card, report_markdown
     from fmnist_keras.runners import keras_logits
@@ -177,7 +187,8 @@ def export_and_validate(
         extra = []
     variants = [("model_float32.tflite", "none", lambda: (to_tflite(model, Quantize.none), {})), *extra]
 
-    with output_folder(Path(output)) as output, staging_dir(output) as staged:
+    retry = "nothing was published; free some space, or pass --output elsewhere"
+    with output_folder(Path(output)) as output, full_disk_reported(output, retry), staging_dir(output) as staged:
         staged_artifacts, micro = _stage_and_verify(model, variants, staged, data, reference, labels, config, log)
         artifacts += staged_artifacts
         files = sorted({a["name"] for a in staged_artifacts} | {"labels.txt"} | set(REPORT_FILES)
@@ -200,6 +211,9 @@ def export_and_validate(
                 else None
             ),
             "config": config.to_dict(),
+            "architecture": describe_layers(model),
+            "macs_per_layer": macs_per_layer(model),
+            "float_most_confused": classification_metrics(labels, reference.argmax(axis=1))["most_confused"][:3],
             "artifacts": artifacts,
             "micro": micro,
             "training": training,
@@ -247,5 +261,8 @@ def _stage_and_verify(model, variants, staged: Path, data, reference, labels, co
         artifacts.append({**_tflite_entry(name, model_bytes, method, logits, reference, labels, config), **extra})
         if method not in ("none", "float16", "dynamic"):
             last_int8 = (name, model_bytes, logits)
-    micro = verify_micro_source(*last_int8, staged, data.x_test) if last_int8 else None
+    micro = None
+    if last_int8:
+        name, model_bytes, logits = last_int8
+        micro = verify_micro_source(name, model_bytes, staged, logits, data.x_test)
     return artifacts, micro

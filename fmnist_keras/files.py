@@ -205,6 +205,17 @@ def publish(staged: Path, destination: Path, names: list[str], replaces: Iterabl
     shutil.rmtree(backup, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def full_disk_reported(folder: Path, what_now: str) -> Iterator[None]:
+    """A full disk while writing into `folder` becomes one OutputError line, not a cascade of tracebacks."""
+    try:
+        yield
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise OutputError(f"no space left on the device of {folder}; {what_now}") from None
+        raise
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """ENOSPC/EDQUOT, whether raised as OSError or wrapped in TensorFlow's or h5py's text."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

@@ -10,6 +10,7 @@ The same preprocessing feeds every artifact type:
 
 from __future__ import annotations
 
+import warnings
 from enum import Enum
 from pathlib import Path
 
@@ -74,22 +75,26 @@ def load_image(path: Path, invert: Invert = Invert.auto) -> np.ndarray:
         raise ImageError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
+    too_big = f"over {MAX_PIXELS // 1_000_000} megapixels; refused unread"
     try:
-        with Image.open(path) as image:  # reads the header only
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(
-                    f"{path}: {width}x{height} is over {MAX_PIXELS // 1_000_000} megapixels; refused unread"
-                )
-            image.seek(0)
-            image.load()
-            gray = _to_gray_u8(image)
+        with warnings.catch_warnings():
+            # Our own pixel limit decides; Pillow's warning would only add two stray lines.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:  # reads the header only
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(f"{path}: {width}x{height} is {too_big}")
+                image.seek(0)
+                image.load()
+                gray = _to_gray_u8(image)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read (PNG, JPEG, BMP, GIF, ...)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path}: truncated or corrupt image ({exc})") from None
+    except Image.DecompressionBombError:  # Pillow's own, larger limit, hit while reading the header
+        raise ImageError(f"{path}: {too_big} (a decompression bomb?)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: truncated or corrupt image ({first_line(exc)})") from None
     if invert is Invert.yes or (invert is Invert.auto and should_invert(gray)):
         gray = 255 - gray
     return fit_28x28(gray)

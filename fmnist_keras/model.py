@@ -65,3 +65,43 @@ def build_model(
     # Logits; softmax lives in the loss (from_logits=True) and in the predictors.
     outputs = layers.Dense(NUM_CLASSES, name="logits", **({"dtype": "float32"} if dtype_policy else {}))(x)
     return keras.Model(inputs, outputs, name="fmnist_cnn")
+
+
+def macs_per_layer(model) -> dict[str, int]:
+    """Multiply-accumulates per image of each Conv2D and Dense layer, read off the layers themselves."""
+    macs = {}
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            _, height, width, filters = layer.output.shape
+            kernel_h, kernel_w = layer.kernel_size
+            macs[layer.name] = int(height * width * filters * kernel_h * kernel_w * layer.input.shape[-1])
+        elif kind == "Dense":
+            macs[layer.name] = int(layer.input.shape[-1] * layer.units)
+    return macs
+
+
+def macs_per_image(model=None) -> int:
+    """Multiply-accumulates per image of `model` (default: the article's network, 2,838,080)."""
+    return sum(macs_per_layer(model if model is not None else build_model()).values())
+
+
+def describe_layers(model) -> str:
+    """The architecture in the article's words, read off the model (what the model card states)."""
+
+    def describe(layer) -> str | None:
+        kind = type(layer).__name__
+        if kind == "InputLayer":
+            return None
+        if kind == "Rescaling":
+            return f"Rescaling(1/{round(1 / float(layer.scale))})"
+        if kind == "Conv2D":
+            (kernel_h, kernel_w), (stride, _) = layer.kernel_size, layer.strides
+            return f"Conv {kernel_h}x{kernel_w}×{layer.filters} (stride {stride}, {layer.padding})"
+        if kind == "MaxPooling2D":
+            return f"MaxPool {layer.pool_size[0]}/{layer.strides[0]}"
+        if kind == "Dense":
+            return f"Dense {layer.units}"
+        return {"BatchNormalization": "BatchNorm"}.get(kind, kind)
+
+    return " → ".join(text for text in map(describe, model.layers) if text)

@@ -15,8 +15,10 @@ def load_trained_model(path: Path):
     import keras
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"model file {path} does not exist; train one with `fmnist train` or pass --model")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a regular file; pass the model.keras written by `fmnist train`")
     if path.suffix != ".keras":
         raise ModelFileError(f"{path} is not a .keras file; pass the model.keras written by `fmnist train`")
     if not zipfile.is_zipfile(path):  # Keras would say "File not found" about it

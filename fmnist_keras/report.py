@@ -113,14 +113,24 @@ def _augmentation(config: dict) -> str:
     return f"random flips and ±{shift} px shifts" if shift else "random flips"
 
 
+def _confusions_sentence(most_confused: list[dict]) -> str:
+    """What the float model confuses most on the test set, from its own predictions."""
+    if not most_confused or most_confused[0]["count"] == 0:
+        return "It made no mistakes on the test set."
+    pairs = [f"{c['true']} taken for {c['predicted']} ({c['count']} times)" for c in most_confused if c["count"]]
+    return f"Its most frequent confusions on the 10,000 test images: {'; '.join(pairs)}."
+
+
 def model_card(report: dict, model) -> str:
     out = io.StringIO()
     out.write("# Model card: fmnist-keras CNN\n\n## Architecture\n\n")
+    macs = report["macs_per_layer"]
     out.write(
-        'The CNN of the article "Convolutional Neural Networks, Explained", channels-last: '
-        "Rescaling(1/255) → Conv 5x5×16 (stride 1, same) → BatchNorm → ReLU → MaxPool 2/2 → "
-        "Conv 5x5×32 → BatchNorm → ReLU → MaxPool 2/2 → Flatten → Dense 10 (logits). "
-        f"{model.count_params():,} parameters.\n\n## Training\n\n"
+        f'The CNN of the article "Convolutional Neural Networks, Explained", channels-last: '
+        f"{report['architecture']} (logits). {model.count_params():,} parameters; "
+        f"{sum(macs.values()):,} multiply-accumulates per image ("
+        + ", ".join(f"{name} {count:,}" for name, count in macs.items())
+        + ").\n\n## Training\n\n"
     )
     training = report.get("training")
     if training:
@@ -151,7 +161,8 @@ def model_card(report: dict, model) -> str:
         "## Intended use and limitations\n\n"
         "A small reference classifier for the 10 Fashion-MNIST classes, for learning and for on-device "
         "pipelines. It expects centred, isolated items like the dataset's; photos need cropping, grayscale, "
-        "resizing to 28×28 and, for dark-on-light pictures, inversion. It confuses shirts, T-shirts, pullovers "
-        "and coats most. It was not evaluated on any other data and must not be used for decisions about people.\n"
+        "resizing to 28×28 and, for dark-on-light pictures, inversion. "
+        f"{_confusions_sentence(report['float_most_confused'])} "
+        "It was not evaluated on any other data and must not be used for decisions about people.\n"
     )
     return out.getvalue()

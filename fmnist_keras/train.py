@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -24,7 +25,7 @@ from fmnist_keras.config import CLUSTER_TIMEOUT_SECONDS, TrainConfig
 from fmnist_keras.data import load_data, stratified_split
 from fmnist_keras.distribute import Strategy, parse_tf_config
 from fmnist_keras.errors import OutputError, TrainingDiverged, first_line
-from fmnist_keras.files import ensure_writable_dir, is_disk_full, publish, staging_dir, write_json
+from fmnist_keras.files import ensure_writable_dir, full_disk_reported, publish, staging_dir, write_json
 
 STATE_DIR = ".train_state"
 ARTIFACTS = (
@@ -172,8 +173,8 @@ def train_and_evaluate(
     started = time.perf_counter()
     kind = Strategy(config.strategy)
     task = parse_tf_config(tf_config) if kind is Strategy.multi_worker else None  # bad TF_CONFIG: fail first
-    workdir = ensure_writable_dir(Path(workdir))
     dataset = load_data(data_dir)  # fail on bad data before touching the output folder
+    workdir = ensure_writable_dir(Path(workdir))
     # Other workers keep their own resumable state beside the chief's, removed at the end.
     state_name = STATE_DIR if task is None or task.is_chief else f"{STATE_DIR}-{task.task_type}-{task.task_index}"
     state = _prepare_state(config, workdir, overwrite, log, name=state_name)
@@ -235,12 +236,7 @@ def train_and_evaluate(
             callbacks = [
                 nan_guard,
                 keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
-                # Kept at the end (and removed with the state after publishing), so a kill between
-                # the last epoch and publishing resumes at the end instead of retraining every epoch;
-                # double_checkpoint keeps the one before, in case a kill or full disk cuts the last short.
-                keras.callbacks.BackupAndRestore(
-                    str(state / "backup"), delete_checkpoint=False, double_checkpoint=True
-                ),
+                _checkpoint_callback(state / "backup"),
             ]
             train_ds = training_dataset(
                 x_train, y_train, global_batch, config.seed, config.augment, config.shift_pixels
@@ -324,17 +320,42 @@ def train_and_evaluate(
 def _state_guard(state: Path, workdir: Path):
     """A run that fails before its first checkpoint leaves no state behind (it never
     started), and a full disk gets one line instead of a cascade of tracebacks."""
+    resume = "free some space and run the same command to resume, or pass --output elsewhere"
     try:
-        yield
-    except BaseException as exc:
+        with full_disk_reported(workdir, resume):
+            yield
+    except BaseException:
         if not (state / "backup" / CHECKPOINTS[0][0]).exists():
             shutil.rmtree(state, ignore_errors=True)
-        if isinstance(exc, Exception) and is_disk_full(exc):
-            raise OutputError(
-                f"no space left on the device of {workdir}; free some space and run the same command "
-                "to resume from the last completed epoch, or pass --output elsewhere"
-            ) from None
         raise
+
+
+# Room a checkpoint needs (it is about 0.4 MB) before h5py may write it.
+CHECKPOINT_ROOM_BYTES = 4 * 1024 * 1024
+
+
+def _checkpoint_callback(backup: Path):
+    """Keras BackupAndRestore that refuses to start a checkpoint on an almost full disk.
+
+    h5py segfaults the whole process when a write fails mid-file, so the check has to
+    come first: it raises ENOSPC, which `_state_guard` turns into one line. Kept at
+    the end (removed with the state after publishing), so a kill between the last
+    epoch and publishing resumes at the end instead of retraining every epoch;
+    double_checkpoint keeps the one before, in case a kill cuts the last one short.
+    Overrides the private `_save_model` of Keras 3.15 (pinned in pyproject.toml;
+    tests/test_faults.py's full-disk test guards it).
+    """
+    import keras
+
+    class RoomyBackup(keras.callbacks.BackupAndRestore):
+        def _save_model(self):
+            backup.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(backup).free
+            if free < CHECKPOINT_ROOM_BYTES:
+                raise OSError(errno.ENOSPC, f"No space left on device ({free:,} bytes free)", str(backup))
+            super()._save_model()
+
+    return RoomyBackup(str(backup), delete_checkpoint=False, double_checkpoint=True)
 
 
 def _let_fit_run_multi_worker(model) -> None:

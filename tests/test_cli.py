@@ -10,8 +10,8 @@ runner = CliRunner()
 
 
 def _plain(text: str) -> str:
-    """Help text without rich's box drawing and line wrapping."""
-    return re.sub(r"[\s│╭╮╰╯─]+", " ", text)
+    """Help text without its line wrapping."""
+    return re.sub(r"\s+", " ", text)
 
 
 def test_version():
@@ -22,8 +22,8 @@ def test_version():
 def test_help_lists_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "export", "info"):
-        assert command in result.output
+    listed = re.findall(r"^  (\w+) ", result.output.split("Commands:")[1], flags=re.M)
+    assert listed == ["train", "export", "evaluate", "predict", "bench", "info"]
 
 
 def test_train_help_shows_the_real_defaults_from_the_config():
@@ -40,13 +40,13 @@ def test_train_help_shows_the_real_defaults_from_the_config():
         ("--shift-pixels", config.shift_pixels),
         ("--strategy", config.strategy),
     ):
-        assert re.search(rf"{option} .*?\[default: {value}\]", text), option
+        assert re.search(rf"{option} .*?\[default: {value}[;\]]", text), option
 
 
 def test_export_help_shows_the_real_defaults_from_the_config():
     result = runner.invoke(app, ["export", "--help"], env={"COLUMNS": "200"})
     text = _plain(result.output)
-    assert f"[default: {ExportConfig().calibration_samples}]" in text
+    assert f"[default: {ExportConfig().calibration_samples};" in text
     assert "none|float16|dynamic|int8" in text and "float32|int8|uint8" in text
 
 

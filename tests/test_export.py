@@ -78,6 +78,9 @@ def test_int8_export_is_verified_deployable_and_published(model_copy, tmp_path, 
     assert (out / "labels.txt").read_text().splitlines()[9] == "Ankle boot"
     card = (out / "MODEL_CARD.md").read_text()
     assert "q = round(pixel / 1) - 128 (int8)" in card and "29,130 parameters" in card
+    assert "2,838,080 multiply-accumulates per image (conv1 313,600, conv2 2,508,800, logits 15,680)" in card
+    worst = report["float_most_confused"][0]  # the card states what this model confuses, not a stock phrase
+    assert f"{worst['true']} taken for {worst['predicted']} ({worst['count']} times)" in card
     assert "| model_int8.tflite | ptq |" in (out / "report.md").read_text()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 

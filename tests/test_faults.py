@@ -308,3 +308,108 @@ def test_every_command_checks_the_model_contract_first(make, expected, command, 
     result = runner.invoke(app, args)
     assert_one_clean_error(result, 2, expected)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_during_training_is_one_line_and_leaves_no_state(tmp_path, monkeypatch):
+    import shutil
+
+    from fmnist_keras import train
+
+    free_space = shutil.disk_usage(tmp_path)._replace(free=1000)
+    monkeypatch.setattr(train.shutil, "disk_usage", lambda _: free_space)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--epochs", "1", "--max-train-images", "500", "--output", str(out)])
+    assert_one_clean_error(result, 2, f"no space left on the device of {out}")
+    assert not (out / ".train_state").exists() and not (out / "model.keras").exists()
+
+
+def test_exports_into_one_folder_replace_each_other_whole(model_copy, tmp_path, monkeypatch):
+    """int8, then a failed float-only export (disk full), then a float-only one."""
+    from fmnist_keras import export
+
+    out = tmp_path / "export"
+    args = ["export", "--model", str(model_copy), "--output", str(out)]
+    assert runner.invoke(app, [*args, "--quantize", "int8"]).exit_code == 0
+    before = folder_state(out)
+    assert "model_int8.cc" in before
+
+    def no_space(*_):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "write_text", no_space)
+        result = runner.invoke(app, args)
+    assert_one_clean_error(result, 2, "no space left on the device")
+    assert folder_state(out) == before  # the old set, byte for byte, and no debris
+
+    assert runner.invoke(app, args).exit_code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == report["files"]  # nothing the report does not describe
+    assert not (out / "model_int8.tflite").exists() and not (out / "model_int8.cc").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_export_says_so_and_publishes_nothing(model_copy, tmp_path):
+    """Worth its 20 s: only a real signal in a real process shows what a user sees."""
+    import signal
+    import time
+
+    out = tmp_path / "export"
+    command = [sys.executable, "-m", "fmnist_keras", "export", "--model", str(model_copy), "--output", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(out.glob(".staging-*/saved_model")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted: nothing was published" in stderr and "Traceback" not in stdout + stderr
+    assert not out.exists()  # it made the folder, and removed it again
+
+
+def test_no_cpp_compiler_fails_the_micro_check(monkeypatch):
+    from fmnist_keras import micro
+
+    monkeypatch.setattr(micro.shutil, "which", lambda _: None)
+    header, source = micro.to_c_source(b"\x01\x02", micro.C_SYMBOL, "model_int8.h")
+    with pytest.raises(RuntimeError, match="no C.. compiler"):
+        micro.compile_check(header, source, "model_int8.h")
+
+
+def test_an_interrupt_after_the_last_epoch_resumes_without_retraining(tmp_path, monkeypatch):
+    from fmnist_keras import train
+
+    out = tmp_path / "run"
+    args = ["train", "--epochs", "1", "--max-train-images", "1000", "--batch-size", "100", "--output", str(out)]
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "publish", interrupted)  # Ctrl-C after training, before the model is written
+        result = runner.invoke(app, args)
+    assert result.exit_code == 130 and "interrupted" in result.output
+    assert not (out / "model.keras").exists() and (out / ".train_state").exists()
+
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Resuming" in result.output and "Epoch 1/1" not in result.output  # nothing trained again
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
+    assert not (out / ".train_state").exists()
+
+
+def test_wrong_kinds_of_path_are_named_for_what_they_are(trained_run, tmp_path):
+    not_a_folder = tmp_path / "data.txt"
+    not_a_folder.write_text("a file")
+    model = str(trained_run / "model.keras")
+    result = runner.invoke(app, ["evaluate", model, "--output", str(tmp_path / "e.json")],
+                           env={"FMNIST_DATA": str(not_a_folder)})  # fmt: skip
+    assert_one_clean_error(result, 2, "is a file, not a folder")
+
+    (tmp_path / "zero.keras").symlink_to("/dev/zero")
+    result = runner.invoke(app, ["export", "--model", str(tmp_path / "zero.keras"), "--output", str(tmp_path / "o")])
+    assert_one_clean_error(result, 2, "is not a regular file")
+    assert not (tmp_path / "o").exists()
+
+    result = runner.invoke(app, ["predict", model, str(tmp_path)])
+    assert_one_clean_error(result, 1, "is a folder, not a picture")

@@ -53,3 +53,15 @@ def test_model_takes_raw_pixels_and_rescales_itself():
     assert abs(model.get_layer("rescale").scale - 1 / 255) < 1e-12
     logits = model(np.full((2, 28, 28, 1), 255.0, dtype=np.float32), training=False)
     assert logits.shape == (2, 10)
+
+
+def test_architecture_and_macs_are_read_off_the_layers():
+    from fmnist_keras.model import describe_layers, macs_per_image, macs_per_layer
+
+    model = build_model()
+    assert describe_layers(model) == (
+        "Rescaling(1/255) → Conv 5x5×16 (stride 1, same) → BatchNorm → ReLU → MaxPool 2/2 → "
+        "Conv 5x5×32 (stride 1, same) → BatchNorm → ReLU → MaxPool 2/2 → Flatten → Dense 10"
+    )
+    assert macs_per_layer(model) == {"conv1": 313_600, "conv2": 2_508_800, "logits": 15_680}
+    assert macs_per_image() == 2_838_080

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fmnist_keras.bench import MACS_PER_IMAGE
+from fmnist_keras.model import macs_per_image
 
 SOURCE = Path(__file__).with_name("cpu_peak.c")
 
@@ -72,12 +72,13 @@ def main() -> None:
     args = parser.parse_args()
 
     peaks = measure_peaks()
+    macs = macs_per_image()  # read off the model's layers
     int8_peak = max(peaks.get("int8_avx512vnni_gmacs", 0.0), peaks["int8_avx2_gmacs"])
-    floors = {"int8": MACS_PER_IMAGE / int8_peak / 1e3, "float32": MACS_PER_IMAGE / peaks["f32_fma_gmacs"] / 1e3}
+    floors = {"int8": macs / int8_peak / 1e3, "float32": macs / peaks["f32_fma_gmacs"] / 1e3}
     print(f"CPU: {cpu_name()}, one core")
     for name, rate in peaks.items():
         print(f"  peak {name.removesuffix('_gmacs'):<16} {rate:8.1f} GMAC/s")
-    print(f"model: {MACS_PER_IMAGE:,} multiply-accumulates per image")
+    print(f"model: {macs:,} multiply-accumulates per image")
     print(f"floor at 1 thread: int8 {floors['int8']:.1f} µs, float32 {floors['float32']:.1f} µs per image")
 
     if not args.bench.is_file():
