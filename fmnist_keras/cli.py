@@ -87,12 +87,12 @@ def _root(
 
 @app.command()
 def train(
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = TRAIN.epochs,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per training step.")] = TRAIN.batch_size,
+    epochs: Annotated[int, typer.Option(min=1, max=10_000, help="Training epochs.")] = TRAIN.epochs,
+    batch_size: Annotated[int, typer.Option(min=1, max=60_000, help="Images per training step.")] = TRAIN.batch_size,
     learning_rate: Annotated[
-        float, typer.Option(min=1e-8, help="Peak Adam learning rate (cosine decay to 0).")
+        float, typer.Option(min=1e-8, max=10.0, help="Peak Adam learning rate (cosine decay to 0).")
     ] = TRAIN.learning_rate,
-    weight_decay: Annotated[float, typer.Option(min=0.0, help="Decoupled weight decay of Adam (0: none).")] = (
+    weight_decay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decoupled weight decay of Adam (0: none).")] = (
         TRAIN.weight_decay
     ),
     warmup_epochs: Annotated[int, typer.Option(min=0, help="Epochs of linear learning-rate warm-up.")] = (
@@ -125,7 +125,7 @@ def train(
         bool, typer.Option(help="Compute in mixed_float16 (GPU) or mixed_bfloat16 (CPU); the saved model is float32.")
     ] = TRAIN.mixed_precision,
     cluster_timeout: Annotated[
-        int, typer.Option(min=1, help="Seconds a multi-worker process waits for all workers to join.")
+        int, typer.Option(min=1, max=86_400, help="Seconds a multi-worker process waits for all workers to join.")
     ] = CLUSTER_TIMEOUT_SECONDS,
     data_dir: DataDirOption = None,
     output: Annotated[Path, typer.Option(help="Folder for model.keras, metrics.json and the logs.")] = DEFAULT_OUTPUT,
@@ -194,7 +194,8 @@ def export(
         int, typer.Option(min=1, max=60_000, help="Training images (stratified) that calibrate int8 ranges.")
     ] = EXPORT.calibration_samples,
     max_accuracy_drop: Annotated[
-        float, typer.Option(min=0.0, help="Largest accuracy loss of a quantized file, in points, before failing.")
+        float,
+        typer.Option(min=0.0, max=100.0, help="Largest accuracy loss of a quantized file, in points, before failing."),
     ] = EXPORT.max_accuracy_drop,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the calibration sample.")] = EXPORT.seed,
     qat: Annotated[
@@ -357,7 +358,9 @@ def bench(
     artifacts: Annotated[
         list[Path] | None, typer.Argument(help="Artifacts to time; default: every model in export/.", exists=True)
     ] = None,
-    threads: Annotated[list[int], typer.Option(min=1, help="Thread counts to measure (repeat the option).")] = [1, 2],  # noqa: B006
+    threads: Annotated[
+        list[int], typer.Option(min=1, max=256, help="Thread counts to measure (repeat the option).")
+    ] = [1, 2],  # noqa: B006
     runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs per measurement, after warm-up.")] = 1000,
     output: Annotated[Path, typer.Option(help="JSON file for the results.", dir_okay=False)] = (
         DEFAULT_OUTPUT / "bench.json"

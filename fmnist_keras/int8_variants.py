@@ -30,10 +30,11 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
     train_idx = train_idx[: config.finetune_max_images]  # None: all
     split = (data.x_train[train_idx], data.y_train[train_idx], data.x_train[val_idx], data.y_train[val_idx])
 
-    def finetune(epochs: int, learning_rate: float) -> optimize.FinetuneConfig:
+    def finetune(epochs: int, learning_rate: float, distill: bool = False) -> optimize.FinetuneConfig:
         return optimize.FinetuneConfig(
             epochs=epochs,
             learning_rate=learning_rate,
+            distill=distill,
             batch_size=train_cfg.batch_size,
             label_smoothing=train_cfg.label_smoothing,
             augment=train_cfg.augment,
@@ -59,7 +60,7 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
             if "model" not in pruned:
                 log(f"Pruning to {sparsity:.0%} sparsity, {config.prune_epochs} epoch(s)")
                 pruned["model"] = optimize.prune_finetune(
-                    model, sparsity, *split, finetune(config.prune_epochs, config.prune_learning_rate)
+                    model, sparsity, *split, finetune(config.prune_epochs, config.prune_learning_rate, config.distill)
                 )
             return pruned["model"]
 
@@ -83,7 +84,11 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
         def make_clustered():
             log(f"Clustering each kernel into {clusters} values, {config.cluster_epochs} epoch(s)")
             clustered = optimize.cluster_finetune(
-                base(), clusters, *split, finetune(config.cluster_epochs, config.cluster_learning_rate)
+                base(),
+                clusters,
+                *split,
+                finetune(config.cluster_epochs, config.cluster_learning_rate, config.distill),
+                teacher_model=model,  # the float model, not the pruned one
             )
             extra = {
                 "clusters": clusters,

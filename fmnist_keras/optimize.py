@@ -32,6 +32,8 @@ class FinetuneConfig:
     augment: bool = True
     shift_pixels: int = 0
     seed: int = 0
+    # Learn the float model's probabilities instead of the labels (pruning and clustering).
+    distill: bool = False
 
 
 def import_tfmot():
@@ -72,21 +74,32 @@ def back_to_keras3(legacy, *, folded: bool):
     return model
 
 
-def _fit(legacy, x, y, x_val, y_val, config: FinetuneConfig, callbacks=(), verbose=0):
-    """Fine-tune on the training pipeline (same augmentation as training), cosine-decayed learning rate."""
+def _fit(legacy, x, y, x_val, y_val, config: FinetuneConfig, callbacks=(), verbose=0, teacher=None):
+    """Fine-tune on the training pipeline (same augmentation as training), cosine-decayed learning rate.
+
+    With a `teacher` (the float model), the targets are its probabilities on each augmented
+    batch instead of the labels (knowledge distillation): the fine-tune then keeps the
+    student's predictions close to the float model's, which is what the export gate measures.
+    """
+    import tensorflow as tf
+
     from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
 
     _, tf_keras = import_tfmot()
     tf_keras.utils.set_random_seed(config.seed)
     steps = steps_per_epoch(len(x), config.batch_size)
     schedule = tf_keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
+    smoothing = 0.0 if teacher is not None else config.label_smoothing
     legacy.compile(
         optimizer=tf_keras.optimizers.Adam(schedule),
-        loss=tf_keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        loss=tf_keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
         metrics=["accuracy"],
     )
+    train = training_dataset(x, y, config.batch_size, config.seed, config.augment, config.shift_pixels)
+    if teacher is not None:
+        train = train.map(lambda images, _: (images, tf.nn.softmax(teacher(images, training=False))))
     return legacy.fit(
-        training_dataset(x, y, config.batch_size, config.seed, config.augment, config.shift_pixels),
+        train,
         steps_per_epoch=steps,
         validation_data=eval_dataset(x_val, y_val),
         epochs=config.epochs,
@@ -129,11 +142,12 @@ def prune_finetune(model, sparsity: float, x, y, x_val, y_val, config: FinetuneC
 
     # The wrappers wrap the trained layers themselves, so the trained weights carry over.
     pruning = tf_keras.models.clone_model(legacy, clone_function=prune_weighted)
-    _fit(pruning, x, y, x_val, y_val, config, callbacks=[sparsity_api.UpdatePruningStep()], verbose=verbose)
+    teacher = to_tf_keras(model, fold_rescale=False) if config.distill else None
+    _fit(pruning, x, y, x_val, y_val, config, [sparsity_api.UpdatePruningStep()], verbose, teacher)
     return back_to_keras3(sparsity_api.strip_pruning(pruning), folded=False)
 
 
-def cluster_finetune(model, clusters: int, x, y, x_val, y_val, config: FinetuneConfig, verbose=0):
+def cluster_finetune(model, clusters: int, x, y, x_val, y_val, config: FinetuneConfig, verbose=0, teacher_model=None):
     """Weight clustering (tfmot): each conv/dense kernel keeps only `clusters` distinct values.
 
     Sparsity is preserved (zeros stay zeros), so this follows pruning in tfmot's
@@ -158,7 +172,8 @@ def cluster_finetune(model, clusters: int, x, y, x_val, y_val, config: FinetuneC
         return layer
 
     clustered = tf_keras.models.clone_model(legacy, clone_function=cluster_weighted)
-    _fit(clustered, x, y, x_val, y_val, config, verbose=verbose)
+    teacher = to_tf_keras(teacher_model or model, fold_rescale=False) if config.distill else None
+    _fit(clustered, x, y, x_val, y_val, config, verbose=verbose, teacher=teacher)
     return back_to_keras3(clustering.strip_clustering(clustered), folded=False)
 
 

@@ -413,3 +413,21 @@ def test_wrong_kinds_of_path_are_named_for_what_they_are(trained_run, tmp_path):
 
     result = runner.invoke(app, ["predict", model, str(tmp_path)])
     assert_one_clean_error(result, 1, "is a folder, not a picture")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--weight-decay", "inf"],
+        ["train", "--learning-rate", "nan"],
+        ["train", "--batch-size", "100000000"],
+        ["train", "--cluster-timeout", str(10**20)],
+        ["export", "--max-accuracy-drop", "inf"],
+        ["bench", "--threads", str(10**9)],
+    ],
+)
+def test_option_extremes_are_usage_errors(args, tmp_path):
+    result = runner.invoke(app, [*args, "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
