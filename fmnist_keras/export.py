@@ -99,8 +99,10 @@ def _entry(name, fmt, size, logits, reference, labels, config: ExportConfig | No
     }
 
 
-def _tflite_entry(name: str, model_bytes: bytes, method: str, logits, reference, labels, config) -> dict:
-    """`method`: none (float32), float16, dynamic, ptq, qat, ptq+pruning or qat+pruning."""
+def _tflite_entry(name: str, model_bytes: bytes, method: str, logits, reference, labels, config, macs) -> dict:
+    """`method`: none (float32), float16, dynamic, ptq, qat, ptq+pruning or qat+pruning.
+    A full-integer file also gets its microcontroller budget (flash, measured arena, MACs)."""
+    from fmnist_keras.budget import device_budget
     from fmnist_keras.runners import io_details
     from fmnist_keras.tflite_ops import deployability_problems, op_names
     from fmnist_keras.verify import compare, gate_failures
@@ -114,7 +116,7 @@ def _tflite_entry(name: str, model_bytes: bytes, method: str, logits, reference,
         max_accuracy_drop=config.max_accuracy_drop,
         float_tolerance=config.float_tolerance,
     )
-    return {
+    entry = {
         "name": name,
         "format": "tflite",
         "quantize": "int8" if full_integer else method,
@@ -126,6 +128,9 @@ def _tflite_entry(name: str, model_bytes: bytes, method: str, logits, reference,
         "io": io_details(model_bytes),
         "failures": failures,
     }
+    if full_integer and not failures:
+        entry["device_budget"] = device_budget(model_bytes, macs, entry["ops"])
+    return entry
 
 
 def export_and_validate(
@@ -246,23 +251,26 @@ def _float_model_warnings(accuracy: float, log) -> list[str]:
 def _stage_and_verify(model, variants, staged: Path, data, reference, labels, config, log) -> tuple[list, dict | None]:
     """Write the SavedModel and each .tflite variant into `staged`, each verified on the test set;
     then the C source of the most refined int8 model (QAT > pruned > PTQ), verified on TFLM."""
+    from fmnist_keras.model import macs_per_layer
     from fmnist_keras.runners import saved_model_logits, tflite_logits
 
     export_saved_model(model, staged / "saved_model")
     saved_size = sum(f.stat().st_size for f in (staged / "saved_model").rglob("*") if f.is_file())
     saved_logits = saved_model_logits(staged / "saved_model", data.x_test)
     artifacts = [_entry("saved_model", "saved_model", saved_size, saved_logits, reference, labels, config)]
+    macs = macs_per_layer(model)
     last_int8 = None
     for name, method, make in variants:
         log(f"Converting and verifying {name}")
         model_bytes, extra = make()
         (staged / name).write_bytes(model_bytes)
         logits = tflite_logits(model_bytes, data.x_test)
-        artifacts.append({**_tflite_entry(name, model_bytes, method, logits, reference, labels, config), **extra})
-        if method not in ("none", "float16", "dynamic"):
-            last_int8 = (name, model_bytes, logits)
+        entry = _tflite_entry(name, model_bytes, method, logits, reference, labels, config, macs)
+        artifacts.append({**entry, **extra})
+        if "device_budget" in entry:
+            last_int8 = (name, model_bytes, logits, entry["device_budget"]["arena_bytes"])
     micro = None
     if last_int8:
-        name, model_bytes, logits = last_int8
-        micro = verify_micro_source(name, model_bytes, staged, logits, data.x_test)
+        name, model_bytes, logits, arena = last_int8
+        micro = verify_micro_source(name, model_bytes, staged, logits, data.x_test, arena_bytes=arena)
     return artifacts, micro

@@ -26,27 +26,64 @@ def _row(a: dict) -> list[str]:
 _HEADER = ["artifact", "method", "KiB", "gzip KiB", "accuracy", "drop (pts)", "agree w/ float", "max Δlogit", "gate"]
 
 
-def artifact_table(report: dict, markdown: bool = False) -> str:
-    rows = [_HEADER] + [_row(a) for a in report["artifacts"]]
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    rows = [header, *rows]
     if markdown:
         lines = ["| " + " | ".join(r) + " |" for r in rows]
-        lines.insert(1, "|" + "|".join("---" for _ in _HEADER) + "|")
+        lines.insert(1, "|" + "|".join("---" for _ in header) + "|")
         return "\n".join(lines) + "\n"
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows) + "\n"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows) + "\n"
+
+
+def artifact_table(report: dict, markdown: bool = False) -> str:
+    return _table(_HEADER, [_row(a) for a in report["artifacts"]], markdown)
+
+
+_BUDGET_HEADER = ["int8 file", "flash KiB", "arena KiB", "MACs/image", "ops"]
+
+
+def budget_table(report: dict, markdown: bool = False) -> str:
+    """What each int8 file needs on a microcontroller (TensorFlow Lite Micro); empty without int8 files."""
+    rows = [
+        [a["name"], f"{b['flash_bytes'] / 1024:,.1f}", f"{b['arena_bytes'] / 1024:,.1f}", f"{b['macs_total']:,}",
+         ", ".join(b["ops"])]  # fmt: skip
+        for a in report["artifacts"]
+        if (b := a.get("device_budget"))
+    ]
+    return _table(_BUDGET_HEADER, rows, markdown) if rows else ""
+
+
+def _budget_note(report: dict) -> str:
+    budgets = [a["device_budget"] for a in report["artifacts"] if a.get("device_budget")]
+    if not budgets:
+        return ""
+    b = budgets[0]
+    layers = ", ".join(f"{name} {count:,}" for name, count in b["macs_per_layer"].items())
+    return (
+        f"Arena: {b['arena_method']} (recorded {b['arena_recorded_bytes']:,} bytes, smallest that runs "
+        f"{b['arena_smallest_bytes']:,}). MACs per layer: {layers}.\n"
+    )
 
 
 def terminal_summary(report: dict) -> str:
     out = io.StringIO()
     out.write(artifact_table(report))
+    if budget_table(report):
+        out.write("\ndevice budget (TensorFlow Lite Micro):\n" + budget_table(report) + _budget_note(report) + "\n")
     micro = report.get("micro")
     if micro:
         out.write(
             f"{micro['name']}: {micro['array_bytes']:,} bytes, "
             f"round-trip {'ok' if micro['bytes_match_tflite'] else 'FAIL'}, "
             f"{micro['compile']}, TFLite Micro agrees with LiteRT on "
-            f"{micro['micro_agreement_with_litert']:.1%} of {micro['micro_images']:,} images "
-            f"(outputs at most {micro['micro_max_output_diff_steps']:.0f} quantization step(s) apart)\n"
+            f"{micro['micro_agreement_with_litert']:.1%} of {micro['micro_images']:,} images"
+            + (
+                f" (outputs at most {micro['micro_max_output_diff_steps']:.0f} quantization step(s) apart)"
+                if micro["micro_max_output_diff_steps"] is not None
+                else ""
+            )
+            + f"; kFmnistTensorArenaSize = {micro['arena_bytes']:,}\n"
         )
     for a in report["artifacts"]:
         if "kernel_sparsity" in a:
@@ -98,10 +135,14 @@ def report_markdown(report: dict) -> str:
         m = report["micro"]
         out.write(
             f"\n## TensorFlow Lite Micro\n\n`model_int8.cc` / `model_int8.h` define `{m['symbol']}` "
-            f"({m['array_bytes']:,} bytes, 16-byte aligned) and `{m['symbol']}_len`. Bytes equal the .tflite: "
+            f"({m['array_bytes']:,} bytes, 16-byte aligned), `{m['symbol']}_len` and `kFmnistTensorArenaSize` "
+            f"({m['arena_bytes']:,} bytes, the arena the TFLM check ran in). Bytes equal the .tflite: "
             f"{m['bytes_match_tflite']}; {m['compile']}; the TFLM interpreter agrees with LiteRT on "
             f"{m['micro_agreement_with_litert']:.1%} of {m['micro_images']:,} test images.\n"
         )
+    if budget_table(report):
+        out.write("\n## Device budget (TensorFlow Lite Micro)\n\n" + budget_table(report, markdown=True))
+        out.write("\n" + _budget_note(report))
     out.write("\n## Versions\n\n" + "".join(f"- {k}: {v}\n" for k, v in report["versions"].items()))
     return out.getvalue()
 
@@ -149,6 +190,9 @@ def model_card(report: dict, model) -> str:
         out.write("No metrics.json was found beside the model, so the training recipe is unknown.\n\n")
     out.write("## Metrics per artifact (all 10,000 test images)\n\n")
     out.write(artifact_table(report, markdown=True))
+    if budget_table(report):
+        out.write("\n## Device budget (TensorFlow Lite Micro)\n\n" + budget_table(report, markdown=True))
+        out.write("\n" + _budget_note(report))
     out.write("\n## Input contract\n\n")
     out.write(
         "One 28×28 grayscale image, light garment on a dark background (as in Fashion-MNIST), "

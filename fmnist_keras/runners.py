@@ -90,11 +90,13 @@ def tflite_logits(model_bytes: bytes, images: np.ndarray, num_threads: int = 1) 
     return logits
 
 
-def micro_logits(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
-    """Run a .tflite on the TensorFlow Lite Micro interpreter (as on a microcontroller)."""
+def micro_logits(model_bytes: bytes, images: np.ndarray, arena_size: int = 256 * 1024) -> np.ndarray:
+    """Run a .tflite on the TensorFlow Lite Micro interpreter (as on a microcontroller),
+    in a tensor arena of `arena_size` bytes (RuntimeError if the model does not fit)."""
     from tflite_micro.python.tflite_micro import runtime
 
-    interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=256 * 1024)
+    with native_stderr_silenced():  # a too-small arena is explained on stderr too; the RuntimeError says it
+        interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size)
     inp, out = interpreter.get_input_details(0), interpreter.get_output_details(0)
     x = quantize_input(images, inp)
     logits = np.empty((len(x), out["shape"][-1]), dtype=np.float32)

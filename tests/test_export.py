@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from fmnist_keras.budget import runs_with_arena
 from fmnist_keras.cli import app
 from fmnist_keras.config import ExportConfig
 from fmnist_keras.errors import VerificationFailed
@@ -74,6 +75,20 @@ def test_int8_export_is_verified_deployable_and_published(model_copy, tmp_path, 
     # differ between CPUs (float summation order): 0-2 flips seen. 6 (3 %) leaves room for
     # that; a broken TFLM path (wrong bytes or quantization) disagrees on most images.
     assert np.sum(margin > 0) <= 6
+
+    # The microcontroller budget: MACs read off the layers, an arena that TFLM measured, that the
+    # header declares, that runs, and that is no more than 25 % above the smallest that runs.
+    budget = artifacts["model_int8.tflite"]["device_budget"]
+    assert budget["flash_bytes"] == len(int8_bytes) and budget["macs_total"] == 2_838_080
+    assert budget["macs_per_layer"] == {"conv1": 313_600, "conv2": 2_508_800, "logits": 15_680}
+    arena, smallest = budget["arena_bytes"], budget["arena_smallest_bytes"]
+    assert smallest <= budget["arena_recorded_bytes"] <= arena <= 1.25 * smallest
+    assert f"constexpr int kFmnistTensorArenaSize = {arena};" in (out / "model_int8.h").read_text()
+    assert report["micro"]["arena_bytes"] == arena
+    assert runs_with_arena(int8_bytes, arena) and not runs_with_arena(int8_bytes, int(smallest * 0.9))
+    assert "device budget (TensorFlow Lite Micro)" in result.output
+    assert "## Device budget" in (out / "report.md").read_text()
+    assert "## Device budget" in (out / "MODEL_CARD.md").read_text()
 
     assert (out / "labels.txt").read_text().splitlines()[9] == "Ankle boot"
     card = (out / "MODEL_CARD.md").read_text()
