@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -26,9 +27,9 @@ from fmnist_keras.config import (
     ExportConfig,
     TrainConfig,
 )
-from fmnist_keras.convert import IODType, Quantize
+from fmnist_keras.convert import IODType, Quantize, Target, check_export_options
 from fmnist_keras.distribute import Strategy
-from fmnist_keras.errors import FmnistError
+from fmnist_keras.errors import FmnistError, UsageError
 from fmnist_keras.images import Invert
 from fmnist_keras.quiet import import_tensorflow_quietly
 
@@ -65,6 +66,13 @@ def _fail(error: FmnistError) -> typer.Exit:
     return typer.Exit(error.exit_code)
 
 
+def _finite(value: float) -> float:
+    """inf passes typer's ranges, and would reach strict JSON (metrics, reports) as a traceback."""
+    if not math.isfinite(value):
+        raise typer.BadParameter("must be a finite number")
+    return value
+
+
 def _interrupted(what_now: str) -> typer.Exit:
     typer.secho(f"interrupted: {what_now}", err=True, fg=typer.colors.RED)
     return typer.Exit(130)
@@ -90,11 +98,11 @@ def train(
     epochs: Annotated[int, typer.Option(min=1, max=10_000, help="Training epochs.")] = TRAIN.epochs,
     batch_size: Annotated[int, typer.Option(min=1, max=60_000, help="Images per training step.")] = TRAIN.batch_size,
     learning_rate: Annotated[
-        float, typer.Option(min=1e-8, max=10.0, help="Peak Adam learning rate (cosine decay to 0).")
+        float, typer.Option(min=1e-8, callback=_finite, help="Peak Adam learning rate (cosine decay to 0).")
     ] = TRAIN.learning_rate,
-    weight_decay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Decoupled weight decay of Adam (0: none).")] = (
-        TRAIN.weight_decay
-    ),
+    weight_decay: Annotated[
+        float, typer.Option(min=0.0, callback=_finite, help="Decoupled weight decay of Adam (0: none).")
+    ] = (TRAIN.weight_decay),
     warmup_epochs: Annotated[int, typer.Option(min=0, help="Epochs of linear learning-rate warm-up.")] = (
         TRAIN.warmup_epochs
     ),
@@ -185,8 +193,18 @@ def export(
         Quantize.none
     ),
     io: Annotated[
-        IODType, typer.Option(help="Input/output type of the int8 model (int8: microcontrollers, uint8: raw bytes).")
-    ] = IODType.int8,
+        IODType | None,
+        typer.Option(
+            help="Input/output type of the int8 model (int8: microcontrollers, uint8: raw bytes). [default: int8]"
+        ),
+    ] = None,
+    target: Annotated[
+        Target,
+        typer.Option(
+            help="mediapipe: also write model_mediapipe.tflite for MediaPipe Tasks' ImageClassifier (uint8 RGB in, "
+            "probabilities out, labels in its metadata), verified by that client; needs --quantize int8."
+        ),
+    ] = Target.tflite,
     output: Annotated[Path, typer.Option(help="Folder the verified artifacts are published to.", file_okay=False)] = (
         DEFAULT_OUTPUT
     ),
@@ -224,19 +242,10 @@ def export(
     data_dir: DataDirOption = None,
 ) -> None:
     """Export SavedModel and TFLite, verify each on all 10,000 test images, publish only if all pass."""
-    if io is not IODType.int8 and quantize is not Quantize.int8:
-        raise typer.BadParameter("--io applies to --quantize int8 only", param_hint="--io")
-    if (qat or sparsity is not None or clusters is not None) and quantize is not Quantize.int8:
-        raise typer.BadParameter(
-            "QAT, pruning and clustering produce full-integer models: add --quantize int8",
-            param_hint="--qat/--sparsity/--clusters",
-        )
-    if sparsity == 0:
-        raise typer.BadParameter(f"must be in (0, {MAX_SPARSITY}]", param_hint="--sparsity")
-    if clusters is not None and qat:
-        raise typer.BadParameter(
-            "clustering is exported with post-training quantization; drop --qat or --clusters", param_hint="--clusters"
-        )
+    try:
+        check_export_options(quantize, io, target, qat, sparsity, clusters)
+    except UsageError as error:
+        raise typer.BadParameter(str(error), param_hint=error.param) from None
     config = dataclasses.replace(
         EXPORT,
         calibration_samples=calibration_samples,
@@ -247,8 +256,11 @@ def export(
         cluster_epochs=cluster_epochs,
     )
     command = (
-        f"fmnist export --model {model} --quantize {quantize.value} --io {io.value} --output {output} "
-        f"--calibration-samples {calibration_samples} --max-accuracy-drop {max_accuracy_drop:g} --seed {seed}"
+        f"fmnist export --model {model} --quantize {quantize.value}"
+        + (f" --io {io.value}" if io else "")
+        + (f" --target {target.value}" if target is not Target.tflite else "")
+        + f" --output {output} --calibration-samples {calibration_samples}"
+        + f" --max-accuracy-drop {max_accuracy_drop:g} --seed {seed}"
         + (f" --qat --qat-epochs {qat_epochs}" if qat else "")
         + (f" --sparsity {sparsity:g} --prune-epochs {prune_epochs}" if sparsity is not None else "")
         + (f" --clusters {clusters} --cluster-epochs {cluster_epochs}" if clusters is not None else "")
@@ -264,6 +276,7 @@ def export(
             output,
             quantize=quantize,
             io=io,
+            target=target,
             config=config,
             data_dir=data_dir,
             qat=qat,

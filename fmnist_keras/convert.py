@@ -27,15 +27,51 @@ class IODType(str, Enum):
     uint8 = "uint8"
 
 
+class Target(str, Enum):
+    """Where the files go beyond plain LiteRT: mediapipe adds a MediaPipe Tasks classifier."""
+
+    tflite = "tflite"
+    mediapipe = "mediapipe"
+
+
+def check_export_options(
+    quantize: Quantize, io: IODType | None, target: Target, qat: bool, sparsity: float | None, clusters: int | None
+) -> None:
+    """The one place export options are checked against each other; raises UsageError."""
+    from fmnist_keras.config import MAX_CLUSTERS, MAX_SPARSITY, MIN_CLUSTERS
+    from fmnist_keras.errors import UsageError
+
+    if io is not None and io is not IODType.int8 and quantize is not Quantize.int8:
+        raise UsageError("--io applies to --quantize int8 only", "--io")
+    if (qat or sparsity is not None or clusters is not None) and quantize is not Quantize.int8:
+        raise UsageError(
+            "QAT, pruning and clustering produce full-integer models: add --quantize int8",
+            "--qat/--sparsity/--clusters",
+        )
+    if sparsity is not None and not 0 < sparsity <= MAX_SPARSITY:
+        raise UsageError(f"must be in (0, {MAX_SPARSITY}], got {sparsity:g}", "--sparsity")
+    if clusters is not None and not MIN_CLUSTERS <= clusters <= MAX_CLUSTERS:
+        raise UsageError(f"must be in [{MIN_CLUSTERS}, {MAX_CLUSTERS}], got {clusters}", "--clusters")
+    if clusters is not None and qat:
+        raise UsageError("clustering is exported with post-training quantization; drop --qat or --clusters",
+                         "--clusters")  # fmt: skip
+    if target is Target.mediapipe and quantize is not Quantize.int8:
+        raise UsageError("the MediaPipe file is full-integer: use it with --quantize int8", "--target")
+    if target is Target.mediapipe and io is not None:
+        raise UsageError("the MediaPipe file's input is uint8 RGB and its output uint8 probabilities, "
+                         "whatever --io says: drop --io", "--io")  # fmt: skip
+
+
 def to_tflite(
     model,
     quantize: Quantize | str = Quantize.none,
     io: IODType | str = IODType.float32,
     representative: np.ndarray | None = None,
+    output_name: str = "logits",
 ) -> bytes:
     """Convert `model` to a batch-1 TFLite flatbuffer and return its bytes.
 
-    `representative` (float32, shape (N, 28, 28, 1), raw 0..255 training pixels)
+    `representative` (float32 raw 0..255 training pixels in the model's input shape)
     is required for int8. `io` other than float32 applies to int8 only.
     """
     import tensorflow as tf
@@ -46,12 +82,12 @@ def to_tflite(
     # Through a batch-1 SavedModel: this freezes the variables into constants,
     # which from_concrete_functions(..., model) does not.
     with tempfile.TemporaryDirectory(prefix="fmnist-convert-") as tmp:
-        export_saved_model(model, Path(tmp), batch_size=1)
+        export_saved_model(model, Path(tmp), batch_size=1, output_name=output_name)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        return _convert(converter, quantize, io, representative)
+        return _convert(converter, quantize, io, representative, tuple(model.inputs[0].shape[1:]))
 
 
-def _convert(converter, quantize: Quantize, io: IODType, representative: np.ndarray | None) -> bytes:
+def _convert(converter, quantize: Quantize, io: IODType, representative: np.ndarray | None, shape) -> bytes:
     import tensorflow as tf
 
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -63,7 +99,7 @@ def _convert(converter, quantize: Quantize, io: IODType, representative: np.ndar
     elif quantize is Quantize.int8:
         if representative is None or len(representative) == 0:
             raise ValueError("int8 quantization needs representative training images")
-        samples = np.asarray(representative, dtype=np.float32).reshape(-1, 1, 28, 28, 1)
+        samples = np.asarray(representative, dtype=np.float32).reshape(-1, 1, *shape)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([s] for s in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -76,8 +112,9 @@ def _convert(converter, quantize: Quantize, io: IODType, representative: np.ndar
         return bytes(converter.convert())
 
 
-def export_saved_model(model, path: Path, batch_size: int | None = None) -> None:
-    """SavedModel with one `serving_default` signature: pixels (N,28,28,1) float32 -> logits (N,10)."""
+def export_saved_model(model, path: Path, batch_size: int | None = None, output_name: str = "logits") -> None:
+    """SavedModel with one `serving_default` signature: pixels (N,28,28,1) float32 -> logits (N,10)
+    (the input shape is the model's; the MediaPipe variant takes RGB and returns probabilities)."""
     import keras
     import tensorflow as tf
 
@@ -85,8 +122,8 @@ def export_saved_model(model, path: Path, batch_size: int | None = None) -> None
     archive.track(model)
     archive.add_endpoint(
         name="serving_default",
-        fn=lambda pixels: {"logits": model(pixels, training=False)},
-        input_signature=[tf.TensorSpec([batch_size, 28, 28, 1], tf.float32, name="pixels")],
+        fn=lambda pixels: {output_name: model(pixels, training=False)},
+        input_signature=[tf.TensorSpec([batch_size, *model.inputs[0].shape[1:]], tf.float32, name="pixels")],
     )
     archive.write_out(str(path), verbose=False)
 

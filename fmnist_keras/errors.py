@@ -15,6 +15,16 @@ class FmnistError(Exception):
     exit_code = 1
 
 
+class UsageError(FmnistError):
+    """Options that contradict each other; `param` names the option to change."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param
+
+
 class DataError(FmnistError):
     """The Fashion-MNIST files are missing, corrupt or not what they claim."""
 

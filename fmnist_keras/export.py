@@ -12,8 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras import versions
-from fmnist_keras.config import MAX_CLUSTERS, MAX_SPARSITY, MIN_CLUSTERS, ExportConfig, TrainConfig
-from fmnist_keras.convert import IODType, Quantize, export_saved_model, tflite_filename, to_tflite
+from fmnist_keras.config import ExportConfig, TrainConfig
+from fmnist_keras.convert import (
+    IODType,
+    Quantize,
+    Target,
+    check_export_options,
+    export_saved_model,
+    tflite_filename,
+    to_tflite,
+)
 from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample
 from fmnist_keras.errors import ModelFileError, OutputError, VerificationFailed, first_line
 from fmnist_keras.files import (
@@ -138,7 +146,8 @@ def export_and_validate(
     output: Path,
     *,
     quantize: Quantize = Quantize.none,
-    io: IODType = IODType.int8,
+    io: IODType | None = None,
+    target: Target = Target.tflite,
     config: ExportConfig = DEFAULT_CONFIG,
     data_dir: Path | None = None,
     representative: np.ndarray | None = None,
@@ -163,15 +172,10 @@ def export_and_validate(
     from fmnist_keras.runners import keras_logits
 
     started = time.perf_counter()
-    quantize, io = Quantize(quantize), IODType(io)
-    if (qat or sparsity is not None) and quantize is not Quantize.int8:
-        raise ValueError("QAT and pruning produce full-integer models: use them with quantize=int8")
-    if sparsity is not None and not 0 < sparsity <= MAX_SPARSITY:
-        raise ValueError(f"sparsity must be in (0, {MAX_SPARSITY}], got {sparsity}")
-    if clusters is not None and (quantize is not Quantize.int8 or qat or not MIN_CLUSTERS <= clusters <= MAX_CLUSTERS):
-        raise ValueError(f"clusters needs quantize=int8 without qat and {MIN_CLUSTERS} <= clusters <= {MAX_CLUSTERS}")
-    if quantize is not Quantize.int8:
-        io = IODType.float32
+    quantize, target = Quantize(quantize), Target(target)
+    io = None if io is None else IODType(io)
+    check_export_options(quantize, io, target, qat, sparsity, clusters)
+    io = IODType.float32 if quantize is not Quantize.int8 else io or IODType.int8
     model = load_trained_model(model_path)  # a bad model or bad data fails before any folder is made
     data = load_data(data_dir)
     training = read_training_metrics(Path(model_path).parent / "metrics.json")
@@ -196,7 +200,16 @@ def export_and_validate(
     with output_folder(Path(output)) as output, full_disk_reported(output, retry), staging_dir(output) as staged:
         staged_artifacts, micro = _stage_and_verify(model, variants, staged, data, reference, labels, config, log)
         artifacts += staged_artifacts
-        files = sorted({a["name"] for a in staged_artifacts} | {"labels.txt"} | set(REPORT_FILES)
+        if target is Target.mediapipe:
+            from fmnist_keras import __version__
+            from fmnist_keras.mediapipe_target import MEDIAPIPE_FILE, RUNTIME, stage_mediapipe
+
+            log(f"Converting {MEDIAPIPE_FILE} and verifying it with {RUNTIME}")
+            version = f"{__version__}+{file_sha256(model_path)[:12]}"  # names the trained model, too
+            artifacts.append(
+                stage_mediapipe(model, representative, staged, data.x_test, reference, labels, config, version)
+            )
+        files = sorted({a["name"] for a in artifacts[1:]} | {"labels.txt"} | set(REPORT_FILES)
                        | ({"model_int8.h", "model_int8.cc"} if micro else set()))  # fmt: skip
         failures = [f"{a['name']}: {f}" for a in artifacts + ([micro] if micro else []) for f in a["failures"]]
         report = {

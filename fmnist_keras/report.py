@@ -6,6 +6,8 @@ import io
 
 from fmnist_keras.data import CLASS_NAMES
 
+_RUNTIMES = {"keras": "Keras", "saved_model": "TensorFlow", "tflite": "LiteRT"}
+
 
 def _row(a: dict) -> list[str]:
     status = "FAIL" if a["failures"] else "ok"
@@ -13,6 +15,7 @@ def _row(a: dict) -> list[str]:
     return [
         a["name"],
         a["method"],
+        a.get("runtime", _RUNTIMES[a["format"]]).split(" (")[0],
         f"{a['size_bytes'] / 1024:,.1f}",
         f"{gzip_bytes / 1024:,.1f}" if gzip_bytes else "",
         f"{a['accuracy']:.2%}",
@@ -23,7 +26,8 @@ def _row(a: dict) -> list[str]:
     ]
 
 
-_HEADER = ["artifact", "method", "KiB", "gzip KiB", "accuracy", "drop (pts)", "agree w/ float", "max Δlogit", "gate"]
+_HEADER = ["artifact", "method", "verified on", "KiB", "gzip KiB", "accuracy", "drop (pts)", "agree w/ float",
+           "max Δlogit", "gate"]  # fmt: skip
 
 
 def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
@@ -108,7 +112,8 @@ def _io_lines(report: dict) -> list[str]:
         if i["dtype"] != "float32":
             sign = "+" if i["zero_point"] >= 0 else "-"
             contract = f"q = round(pixel / {i['scale']:g}) {sign} {abs(i['zero_point'])} ({i['dtype']})"
-        out = "float32 logits" if o["dtype"] == "float32" else f"logit = (q - ({o['zero_point']})) × {o['scale']:.6g}"
+        value = "probability" if a.get("output") == "probabilities" else "logit"
+        out = "float32 logits" if o["dtype"] == "float32" else f"{value} = (q - ({o['zero_point']})) × {o['scale']:.6g}"
         lines.append(f"| `{a['name']}` | {i['dtype']} {i['shape']} | {contract} | {o['dtype']} {o['shape']} | {out} |")
     return lines
 

@@ -66,3 +66,10 @@ def model_copy(trained_run, tmp_path) -> Path:
     for name in ("model.keras", "metrics.json"):
         shutil.copy(trained_run / name, folder / name)
     return folder / "model.keras"
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs the trained fixture trains (or converts) for real: it is slow by definition."""
+    for item in items:
+        if {"trained_run", "model_copy"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
