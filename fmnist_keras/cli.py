@@ -27,9 +27,9 @@ from fmnist_keras.config import (
     ExportConfig,
     TrainConfig,
 )
-from fmnist_keras.convert import IODType, Quantize, Target, check_export_options
 from fmnist_keras.distribute import Strategy
 from fmnist_keras.errors import FmnistError, UsageError
+from fmnist_keras.export.converters import IODType, Quantize, Target, check_export_options
 from fmnist_keras.images import Invert
 from fmnist_keras.quiet import import_tensorflow_quietly
 
@@ -267,8 +267,8 @@ def export(
         + (f" --data-dir {data_dir}" if data_dir else "")
     )
     import_tensorflow_quietly()
-    from fmnist_keras.export import export_and_validate
-    from fmnist_keras.report import terminal_summary
+    from fmnist_keras.export.pipeline import export_and_validate
+    from fmnist_keras.export.report import terminal_summary
 
     try:
         report = export_and_validate(

@@ -309,7 +309,7 @@ def train_and_evaluate(
             plot_training_curves(rows, staged / "training_curves.png")
             write_json(staged / "metrics.json", metrics)
             # A retrain also retires the files exported from the model it replaces.
-            from fmnist_keras.export import exported_files
+            from fmnist_keras.export.pipeline import exported_files
 
             publish(staged, workdir, list(ARTIFACTS), replaces=exported_files(workdir))
         shutil.rmtree(state, ignore_errors=True)

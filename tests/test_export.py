@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_keras.budget import runs_with_arena
 from fmnist_keras.cli import app
 from fmnist_keras.config import ExportConfig
 from fmnist_keras.errors import VerificationFailed
-from fmnist_keras.export import export_and_validate
-from fmnist_keras.micro import bytes_from_c_source, output_step
+from fmnist_keras.export.budget import runs_with_arena
+from fmnist_keras.export.micro import bytes_from_c_source, output_step
+from fmnist_keras.export.op_checks import deployability_problems, op_names
+from fmnist_keras.export.pipeline import export_and_validate
 from fmnist_keras.runners import io_details, keras_logits, micro_logits, tflite_logits
-from fmnist_keras.tflite_ops import deployability_problems, op_names
 
 runner = CliRunner()
 QUIET = {"log": lambda *_: None}
@@ -145,7 +145,7 @@ def test_flex_ops_are_caught():
 
 
 def test_unknown_converter_mode_raises(model_copy):
-    from fmnist_keras.convert import to_tflite
+    from fmnist_keras.export.converters import to_tflite
 
     with pytest.raises(ValueError):
         to_tflite(object(), quantize="int4")

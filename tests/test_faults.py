@@ -118,7 +118,7 @@ def test_report_json_refuses_nan(tmp_path):
 
 
 def test_gate_fails_on_non_finite_numbers():
-    from fmnist_keras.verify import compare, gate_failures
+    from fmnist_keras.export.gate import compare, gate_failures
 
     labels = np.arange(10)
     reference = np.eye(10, dtype=np.float32)
@@ -325,7 +325,7 @@ def test_a_full_disk_during_training_is_one_line_and_leaves_no_state(tmp_path, m
 
 def test_exports_into_one_folder_replace_each_other_whole(model_copy, tmp_path, monkeypatch):
     """int8, then a failed float-only export (disk full), then a float-only one."""
-    from fmnist_keras import export
+    from fmnist_keras.export import pipeline
 
     out = tmp_path / "export"
     args = ["export", "--model", str(model_copy), "--output", str(out)]
@@ -337,7 +337,7 @@ def test_exports_into_one_folder_replace_each_other_whole(model_copy, tmp_path, 
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(export, "write_text", no_space)
+        patch.setattr(pipeline, "write_text", no_space)
         result = runner.invoke(app, args)
     assert_one_clean_error(result, 2, "no space left on the device")
     assert folder_state(out) == before  # the old set, byte for byte, and no debris
@@ -368,7 +368,7 @@ def test_ctrl_c_during_export_says_so_and_publishes_nothing(model_copy, tmp_path
 
 
 def test_no_cpp_compiler_fails_the_micro_check(monkeypatch):
-    from fmnist_keras import micro
+    from fmnist_keras.export import micro
 
     monkeypatch.setattr(micro.shutil, "which", lambda _: None)
     header, source = micro.to_c_source(b"\x01\x02", micro.C_SYMBOL, "model_int8.h")

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 from fmnist_keras.cli import app
 from fmnist_keras.config import ExportConfig
 from fmnist_keras.data import CLASS_NAMES
-from fmnist_keras.mediapipe_target import BIG_SIDE, MEDIAPIPE_FILE, classify, mediapipe_entry, read_metadata
+from fmnist_keras.export.mediapipe_client import BIG_SIDE, MEDIAPIPE_FILE, classify, mediapipe_entry, read_metadata
+from fmnist_keras.export.op_checks import deployability_problems
 from fmnist_keras.runners import io_details
-from fmnist_keras.tflite_ops import deployability_problems
 
 runner = CliRunner()
 

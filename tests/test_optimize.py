@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from fmnist_keras.cli import app
 from fmnist_keras.config import ExportConfig, TrainConfig
-from fmnist_keras.export import export_and_validate
+from fmnist_keras.export.op_checks import deployability_problems
+from fmnist_keras.export.pipeline import export_and_validate
 from fmnist_keras.runners import tflite_logits
-from fmnist_keras.tflite_ops import deployability_problems
 
 runner = CliRunner()
 # These tests check the tfmot paths (fine-tune, conversion, full-integer ops, sparsity and

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fmnist_keras.cli import app
 from fmnist_keras.data import CLASS_NAMES
-from fmnist_keras.export import export_and_validate
+from fmnist_keras.export.pipeline import export_and_validate
 
 runner = CliRunner()
 

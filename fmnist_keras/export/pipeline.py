@@ -13,7 +13,9 @@ import numpy as np
 
 from fmnist_keras import versions
 from fmnist_keras.config import ExportConfig, TrainConfig
-from fmnist_keras.convert import (
+from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample
+from fmnist_keras.errors import ModelFileError, OutputError, VerificationFailed, first_line
+from fmnist_keras.export.converters import (
     IODType,
     Quantize,
     Target,
@@ -22,8 +24,8 @@ from fmnist_keras.convert import (
     tflite_filename,
     to_tflite,
 )
-from fmnist_keras.data import CLASS_NAMES, load_data, stratified_sample
-from fmnist_keras.errors import ModelFileError, OutputError, VerificationFailed, first_line
+from fmnist_keras.export.micro import verify_micro_source
+from fmnist_keras.export.variants import gzip_size, int8_variants
 from fmnist_keras.files import (
     full_disk_reported,
     os_error_text,
@@ -33,8 +35,6 @@ from fmnist_keras.files import (
     write_json,
     write_text,
 )
-from fmnist_keras.int8_variants import gzip_size, int8_variants
-from fmnist_keras.micro import verify_micro_source
 
 DEFAULT_CONFIG = ExportConfig()
 # Below this, the float model itself is poor (the default recipe reaches about 92 %): the gate
@@ -87,7 +87,7 @@ def calibration_images(x_train: np.ndarray, y_train: np.ndarray, count: int, see
 def _entry(name, fmt, size, logits, reference, labels, config: ExportConfig | None = None) -> dict:
     """Metrics of a Keras-equivalent artifact; with `config`, gated to reproduce Keras logits.
     Without it (the Keras model itself), the gate checks only that its logits are finite."""
-    from fmnist_keras.verify import compare, gate_failures
+    from fmnist_keras.export.gate import compare, gate_failures
 
     metrics = compare(logits, reference, labels)
     if config is None:
@@ -110,10 +110,10 @@ def _entry(name, fmt, size, logits, reference, labels, config: ExportConfig | No
 def _tflite_entry(name: str, model_bytes: bytes, method: str, logits, reference, labels, config, macs) -> dict:
     """`method`: none (float32), float16, dynamic, ptq, qat, ptq+pruning or qat+pruning.
     A full-integer file also gets its microcontroller budget (flash, measured arena, MACs)."""
-    from fmnist_keras.budget import device_budget
+    from fmnist_keras.export.budget import device_budget
+    from fmnist_keras.export.gate import compare, gate_failures
+    from fmnist_keras.export.op_checks import deployability_problems, op_names
     from fmnist_keras.runners import io_details
-    from fmnist_keras.tflite_ops import deployability_problems, op_names
-    from fmnist_keras.verify import compare, gate_failures
 
     metrics = compare(logits, reference, labels)
     full_integer = method not in ("none", "float16", "dynamic")
@@ -166,9 +166,9 @@ def export_and_validate(
     `clusters` adds a weight-clustered one (of the pruned model, if any).
     """
     from fmnist_keras.evaluate import classification_metrics
+    from fmnist_keras.export.report import model_card, report_markdown
     from fmnist_keras.model import describe_layers, macs_per_layer
     from fmnist_keras.model_file import file_sha256, load_trained_model
-    from fmnist_keras.report import model_card, report_markdown
     from fmnist_keras.runners import keras_logits
 
     started = time.perf_counter()
@@ -202,7 +202,7 @@ def export_and_validate(
         artifacts += staged_artifacts
         if target is Target.mediapipe:
             from fmnist_keras import __version__
-            from fmnist_keras.mediapipe_target import MEDIAPIPE_FILE, RUNTIME, stage_mediapipe
+            from fmnist_keras.export.mediapipe_client import MEDIAPIPE_FILE, RUNTIME, stage_mediapipe
 
             log(f"Converting {MEDIAPIPE_FILE} and verifying it with {RUNTIME}")
             version = f"{__version__}+{file_sha256(model_path)[:12]}"  # names the trained model, too

@@ -67,7 +67,7 @@ def as_rgb(images: np.ndarray) -> np.ndarray:
 
 def to_mediapipe_tflite(model, representative: np.ndarray, labels: list[str], version: str) -> bytes:
     """The MediaPipe-ready .tflite bytes: full-integer uint8 RGB in, uint8 probabilities out, metadata in."""
-    from fmnist_keras.convert import IODType, Quantize, to_tflite
+    from fmnist_keras.export.converters import IODType, Quantize, to_tflite
 
     plain = to_tflite(rgb_classifier(model), Quantize.int8, IODType.uint8, as_rgb(representative), "probabilities")
     return with_metadata(plain, labels, version)
@@ -236,9 +236,9 @@ def stage_mediapipe(model, representative, staged, x_test, reference, labels, co
 def mediapipe_entry(model_bytes: bytes, reference: np.ndarray, labels: np.ndarray, images, config) -> dict:
     """Verify the file with the real client and build its report row; every check failed is a failure."""
     from fmnist_keras.data import CLASS_NAMES
-    from fmnist_keras.int8_variants import gzip_size
+    from fmnist_keras.export.op_checks import deployability_problems, op_names
+    from fmnist_keras.export.variants import gzip_size
     from fmnist_keras.runners import io_details
-    from fmnist_keras.tflite_ops import deployability_problems, op_names
 
     expected = reference.argmax(axis=1)
     reference_accuracy = float(np.mean(expected == labels))

@@ -22,7 +22,7 @@ ARENA_CONSTANT = "kFmnistTensorArenaSize"
 def to_c_source(model_bytes: bytes, symbol: str, header_name: str, arena_bytes: int | None = None) -> tuple[str, str]:
     """Return (header, source) defining `symbol` (the bytes) and `symbol_len`; with `arena_bytes`,
     the header also defines the tensor arena the model needs."""
-    from fmnist_keras.budget import ARENA_ALIGN, ARENA_MARGIN
+    from fmnist_keras.export.budget import ARENA_ALIGN, ARENA_MARGIN
 
     guard = re.sub(r"\W", "_", header_name).upper()
     arena = ""

@@ -6,8 +6,8 @@ from __future__ import annotations
 import gzip
 
 from fmnist_keras.config import ExportConfig, TrainConfig
-from fmnist_keras.convert import Quantize, tflite_filename, to_tflite
 from fmnist_keras.data import stratified_split
+from fmnist_keras.export.converters import Quantize, tflite_filename, to_tflite
 
 
 def gzip_size(data: bytes) -> int:
@@ -23,15 +23,15 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
     ]
     if not qat and sparsity is None and clusters is None:
         return variants
-    from fmnist_keras import optimize
+    from fmnist_keras.export import tfmot
 
     train_cfg = TrainConfig.from_dict(training["config"]) if training else TrainConfig()
     train_idx, val_idx = stratified_split(data.y_train, train_cfg.validation_split, train_cfg.seed)
     train_idx = train_idx[: config.finetune_max_images]  # None: all
     split = (data.x_train[train_idx], data.y_train[train_idx], data.x_train[val_idx], data.y_train[val_idx])
 
-    def finetune(epochs: int, learning_rate: float, distill: bool = False) -> optimize.FinetuneConfig:
-        return optimize.FinetuneConfig(
+    def finetune(epochs: int, learning_rate: float, distill: bool = False) -> tfmot.FinetuneConfig:
+        return tfmot.FinetuneConfig(
             epochs=epochs,
             learning_rate=learning_rate,
             distill=distill,
@@ -46,10 +46,10 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
 
         def make_qat():
             log(f"Quantization-aware fine-tuning, {config.qat_epochs} epoch(s)")
-            qat_model = optimize.quantization_aware_finetune(
+            qat_model = tfmot.quantization_aware_finetune(
                 model, *split, finetune(config.qat_epochs, config.qat_learning_rate)
             )
-            return optimize.qat_to_tflite(qat_model, io.value), {"finetune_epochs": config.qat_epochs}
+            return tfmot.qat_to_tflite(qat_model, io.value), {"finetune_epochs": config.qat_epochs}
 
         variants.append((tflite_filename(Quantize.int8, io, "qat"), "qat", make_qat))
     if sparsity is not None:
@@ -59,20 +59,20 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
         def pruned_model():
             if "model" not in pruned:
                 log(f"Pruning to {sparsity:.0%} sparsity, {config.prune_epochs} epoch(s)")
-                pruned["model"] = optimize.prune_finetune(
+                pruned["model"] = tfmot.prune_finetune(
                     model, sparsity, *split, finetune(config.prune_epochs, config.prune_learning_rate, config.distill)
                 )
             return pruned["model"]
 
         def make_pruned():
             if qat:  # pruning-preserving QAT keeps the zeros through fake quantization
-                qat_model = optimize.quantization_aware_finetune(
+                qat_model = tfmot.quantization_aware_finetune(
                     pruned_model(), *split, finetune(config.qat_epochs, config.qat_learning_rate), pruned=True
                 )
-                model_bytes = optimize.qat_to_tflite(qat_model, io.value)
+                model_bytes = tfmot.qat_to_tflite(qat_model, io.value)
             else:
                 model_bytes = to_tflite(pruned_model(), Quantize.int8, io, representative)
-            extra = {"target_sparsity": sparsity, "kernel_sparsity": optimize.kernel_sparsity(pruned_model())}
+            extra = {"target_sparsity": sparsity, "kernel_sparsity": tfmot.kernel_sparsity(pruned_model())}
             return model_bytes, extra
 
         name = tflite_filename(Quantize.int8, io, tag + ("_qat" if qat else ""))
@@ -83,7 +83,7 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
 
         def make_clustered():
             log(f"Clustering each kernel into {clusters} values, {config.cluster_epochs} epoch(s)")
-            clustered = optimize.cluster_finetune(
+            clustered = tfmot.cluster_finetune(
                 base(),
                 clusters,
                 *split,
@@ -92,8 +92,8 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
             )
             extra = {
                 "clusters": clusters,
-                "kernel_sparsity": optimize.kernel_sparsity(clustered),
-                "kernel_distinct_values": optimize.distinct_kernel_values(clustered),
+                "kernel_sparsity": tfmot.kernel_sparsity(clustered),
+                "kernel_distinct_values": tfmot.distinct_kernel_values(clustered),
             }
             if sparsity is not None:
                 extra["target_sparsity"] = sparsity
