@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--qat", action="store_true", help="add quantization-aware training")
     parser.add_argument("--sparsity", type=float, help="add a pruned int8 model")
     parser.add_argument("--clusters", type=int, help="add a weight-clustered int8 model (of the pruned one)")
+    parser.add_argument("--target", default="tflite", help="mediapipe: add the MediaPipe ImageClassifier file")
     args = parser.parse_args()
     if not args.model.is_file():
         sys.exit(f"error: {args.model} does not exist; run `fmnist train` first or pass --model")
@@ -36,6 +37,7 @@ def main() -> None:
         command += ["--qat"] if args.qat else []
         command += ["--sparsity", str(args.sparsity)] if args.sparsity else []
         command += ["--clusters", str(args.clusters)] if args.clusters else []
+        command += ["--target", args.target] if args.target != "tflite" else []
         command += ["--output", out]
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "fmnist_keras", *command[1:]], capture_output=True, text=True)
@@ -48,14 +50,22 @@ def main() -> None:
     print(f"wall time {wall:.1f} s (process start to exit, verification of every artifact included)")
     dense_gzip = next((a["gzip_bytes"] for a in report["artifacts"] if a.get("method") == "ptq"), None)
     header = f"{'artifact':<34}{'method':<24}{'bytes':>9}{'gzip':>9}{'gzip %':>8}{'accuracy':>10}{'drop pts':>10}"
-    print(header + f"{'agreement':>11}")
+    print(header + f"{'agreement':>11}  verified on")
     for a in report["artifacts"]:
         gzip_bytes = f"{a['gzip_bytes']:,}" if a.get("gzip_bytes") else ""
         share = f"{a['gzip_bytes'] / dense_gzip:.1%}" if a.get("gzip_bytes") and dense_gzip else ""
         print(
             f"{a['name']:<34}{a['method']:<24}{a['size_bytes']:>9,}{gzip_bytes:>9}{share:>8}{a['accuracy']:>10.2%}"
-            f"{a['accuracy_drop_points']:>10.2f}{a['agreement']:>11.2%}"
+            f"{a['accuracy_drop_points']:>10.2f}{a['agreement']:>11.2%}  {a.get('runtime', a['format'])}"
         )
+        if "device_budget" in a:
+            b = a["device_budget"]
+            arena = f"{b['arena_bytes']:,} bytes (recorded {b['arena_recorded_bytes']:,}"
+            print(f"    TFLM arena {arena}, smallest that runs {b['arena_smallest_bytes']:,}), "
+                  f"flash {b['flash_bytes']:,}, {b['macs_total']:,} MACs")  # fmt: skip
+        if "named_results" in a:
+            print(f"    category_name right on {a['named_results']:,} results; {a['big_picture']['side']} px "
+                  f"picture -> {a['big_picture']['category_name']}")  # fmt: skip
         if "kernel_sparsity" in a:
             print("    zero weights: " + ", ".join(f"{k} {v:.1%}" for k, v in a["kernel_sparsity"].items()))
         if "kernel_distinct_values" in a:
