@@ -37,7 +37,10 @@ def artifact_kind(path: Path) -> str:
 
 # The contract every artifact must meet: raw pixels in, one logit per class out.
 INPUT_DTYPES = ("float32", "int8", "uint8")
-CONTRACT = "one input of shape (1 or N, 28, 28, 1) in float32, int8 or uint8, and one output of 10 logits"
+CONTRACT = (
+    "one input of shape (1 or N, 28, 28, 1) in float32, int8 or uint8 (or 28x28x3 uint8 RGB, the MediaPipe file), "
+    "and one output of 10 logits or probabilities"
+)
 
 
 def _shape_text(shape) -> str:
@@ -51,7 +54,8 @@ def _contract_problem(inputs: list[tuple], outputs: list[tuple]) -> str | None:
     if len(inputs) != 1 or len(outputs) != 1:
         return f"it has {len(inputs)} input(s) and {len(outputs)} output(s)"
     (in_shape, in_dtype), (out_shape, out_dtype) = inputs[0], outputs[0]
-    if len(in_shape) != 4 or tuple(in_shape[1:]) != INPUT_SHAPE or in_dtype not in INPUT_DTYPES:
+    rgb = tuple(in_shape[1:]) == (*INPUT_SHAPE[:2], 3) and in_dtype == "uint8"  # the MediaPipe file
+    if len(in_shape) != 4 or not (tuple(in_shape[1:]) == INPUT_SHAPE or rgb) or in_dtype not in INPUT_DTYPES:
         return f"its input is {in_dtype} {_shape_text(in_shape)}"
     if len(out_shape) != 2 or out_shape[-1] != NUM_CLASSES:
         return f"its output is {out_dtype} {_shape_text(out_shape)}"

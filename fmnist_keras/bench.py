@@ -1,8 +1,9 @@
 """`fmnist bench`: latency and throughput of each artifact at 1 and 2 threads.
 
 Each (artifact, threads) pair is measured in a fresh process, because
-TensorFlow fixes its thread pools when it starts. Keras and SavedModel run
-through a compiled tf.function; .tflite files through LiteRT with XNNPACK.
+TensorFlow fixes its thread pools when it starts: this module is also that
+process (`python -m fmnist_keras.bench PATH THREADS RUNS`). Keras and SavedModel
+run through a compiled tf.function; .tflite files through LiteRT with XNNPACK.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def bench_artifacts(paths: list[Path], threads: list[int], runs: int, progress=N
     jobs = [(p, t) for p in paths for t in threads]
     results = []
     for path, thread_count in jobs:
-        command = [sys.executable, "-m", "fmnist_keras", "bench-worker", str(path), str(thread_count), str(runs)]
+        command = [sys.executable, "-m", "fmnist_keras.bench", str(path), str(thread_count), str(runs)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines()
@@ -125,8 +126,52 @@ def bench_artifacts(paths: list[Path], threads: list[int], runs: int, progress=N
         else:
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         if progress:
-            progress(path, thread_count)
+            progress(len(results), len(jobs))
     return results
+
+
+def bench_plan(paths: list[Path], output: Path, folder: Path) -> list[Path]:
+    """The artifacts `fmnist bench` will time (default: the models in `folder`), each opened and
+    checked, and `output`'s folder proven writable: a bad file or folder fails here, in one line,
+    before minutes of timing and with nothing written."""
+    from fmnist_keras.errors import FmnistError
+    from fmnist_keras.files import ensure_writable_dir
+
+    paths = list(paths) or default_artifacts(folder)
+    if not paths:
+        raise FmnistError(f"no models in {folder}/; run `fmnist train` and `fmnist export`, or name artifacts")
+    check_artifacts(paths)
+    ensure_writable_dir(Path(output).parent)
+    return paths
+
+
+def bench_and_write(paths: list[Path], threads: list[int], runs: int, output: Path, progress=None):
+    """Time every (artifact, threads) pair and write `output`; returns (table, whether any failed)."""
+    from fmnist_keras.files import write_json
+
+    results = bench_artifacts(paths, threads, runs, progress)
+    write_json(Path(output), {"runs": runs, "results": results})
+    return bench_table(results), any("error" in r for r in results)
+
+
+def _worker(argv: list[str]) -> int:
+    """One measurement in this fresh process; prints its JSON (the parent reads the last line)."""
+    from fmnist_keras.data import load_data
+    from fmnist_keras.errors import FmnistError
+    from fmnist_keras.quiet import import_tensorflow_quietly
+
+    path, threads, runs = Path(argv[0]), int(argv[1]), int(argv[2])
+    import_tensorflow_quietly()
+    try:
+        print(json.dumps(measure(path, threads, runs, load_data().x_test[:256])))
+    except FmnistError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))
 
 
 def bench_table(results: list[dict]) -> str:

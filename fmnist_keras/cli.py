@@ -380,40 +380,18 @@ def bench(
     ),
 ) -> None:
     """Latency (p50/p90/p99 at batch 1) and throughput of each artifact."""
-    from fmnist_keras.bench import bench_artifacts, bench_table, check_artifacts, default_artifacts
-    from fmnist_keras.files import ensure_writable_dir, write_json
+    from fmnist_keras.bench import bench_and_write, bench_plan
 
-    paths = artifacts or default_artifacts(DEFAULT_OUTPUT)
-    if not paths:
-        raise _fail(
-            FmnistError(f"no models in {DEFAULT_OUTPUT}/; run `fmnist train` and `fmnist export`, or name artifacts")
-        )
     try:
-        check_artifacts(paths)  # a bad file fails here, in one line, before minutes of timing and with nothing written
-        ensure_writable_dir(output.parent)
+        paths = bench_plan(artifacts or [], output, DEFAULT_OUTPUT)
     except FmnistError as error:
         raise _fail(error) from None
     with typer.progressbar(length=len(paths) * len(threads), label="benchmarking", file=sys.stderr) as bar:
-        results = bench_artifacts(paths, threads, runs, progress=lambda *_: bar.update(1))
-    typer.echo(bench_table(results))
-    write_json(output, {"runs": runs, "results": results})
+        table, failed = bench_and_write(paths, threads, runs, output, progress=lambda *_: bar.update(1))
+    typer.echo(table)
     typer.echo(f"wrote {output}")
-    if any("error" in r for r in results):
+    if failed:
         raise typer.Exit(1)
-
-
-@app.command("bench-worker", hidden=True)
-def bench_worker(path: Path, threads: int, runs: int) -> None:
-    """One measurement in a fresh process (used by `fmnist bench`)."""
-    import_tensorflow_quietly()
-    from fmnist_keras.bench import measure
-    from fmnist_keras.data import load_data
-
-    try:
-        result = measure(path, threads, runs, load_data().x_test[:256])
-    except FmnistError as error:
-        raise _fail(error) from None
-    typer.echo(json.dumps(result))
 
 
 @app.command()

@@ -56,8 +56,11 @@ def _qparams(detail: dict) -> tuple[float, int]:
 
 
 def quantize_input(images: np.ndarray, detail: dict) -> np.ndarray:
-    """Float pixels -> the tensor the model expects, through its own quantization parameters."""
+    """Float pixels -> the tensor the model expects, through its own quantization parameters.
+    A 3-channel (RGB, the MediaPipe file) input gets the grey value in each channel."""
     x = _as_float_batch(images)
+    if detail["shape"][-1] == 3:
+        x = np.repeat(x, 3, axis=-1)
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.floating):
         return x.astype(dtype)
@@ -87,7 +90,21 @@ def tflite_logits(model_bytes: bytes, images: np.ndarray, num_threads: int = 1) 
         interpreter.set_tensor(inp["index"], x[i : i + 1])
         interpreter.invoke()
         logits[i] = dequantize_output(interpreter.get_tensor(out["index"])[0], out)
-    return logits
+    return as_logits(logits, model_bytes)
+
+
+# A probability the uint8 output rounds to 0 stands for "below 1/512"; its log must stay finite.
+_SMALLEST_PROBABILITY = 1.0 / 512
+
+
+def as_logits(outputs: np.ndarray, model_bytes: bytes) -> np.ndarray:
+    """Logits as they are; a file ending in softmax (the MediaPipe file) gives log-probabilities,
+    which have the same argmax and whose softmax gives the probabilities back."""
+    from fmnist_keras.export.op_checks import op_names
+
+    if "SOFTMAX" not in op_names(model_bytes):
+        return outputs
+    return np.log(np.maximum(outputs, _SMALLEST_PROBABILITY)).astype(np.float32)
 
 
 def micro_logits(model_bytes: bytes, images: np.ndarray, arena_size: int = 256 * 1024) -> np.ndarray:

@@ -92,3 +92,24 @@ def test_options_that_contradict_the_target_are_usage_errors(args, expected, tmp
     result = runner.invoke(app, ["export", "--model", str(tmp_path / "m.keras"), "--output", str(out), *args])
     assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_evaluate_predict_and_bench_take_the_mediapipe_file(mediapipe_export, fmnist, tmp_path):
+    out, _ = mediapipe_export
+    model = str(out / MEDIAPIPE_FILE)
+    result = runner.invoke(app, ["evaluate", model, "--output", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    row = next(a for a in json.loads((out / "report.json").read_text())["artifacts"] if a["name"] == MEDIAPIPE_FILE)
+    # LiteRT here, MediaPipe in the export: the same integer graph on the same bytes. A 28x28
+    # picture needs no resizing, so at most a few of 10,000 may differ (0 seen).
+    assert json.loads((tmp_path / "e.json").read_text())["results"][0]["accuracy"] == pytest.approx(
+        row["accuracy"], abs=0.001
+    )
+    np.save(tmp_path / "x.npy", fmnist.x_test[:3])
+    result = runner.invoke(app, ["predict", model, str(tmp_path / "x.npy"), "--json"])
+    assert result.exit_code == 0, result.output
+    top = [json.loads(result.output)["predictions"][i]["top"][0] for i in range(3)]
+    assert all(0.3 < t["probability"] <= 1.0 for t in top)  # the file's own probabilities, not re-softmaxed logits
+    bench_json = str(tmp_path / "b.json")
+    result = runner.invoke(app, ["bench", model, "--runs", "10", "--threads", "1", "--output", bench_json])
+    assert result.exit_code == 0, result.output
