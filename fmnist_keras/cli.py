@@ -1,5 +1,8 @@
 """`fmnist`: a thin typer layer. It parses flags and calls the library.
 
+Paths are checked by the library, not by typer's `exists=True`: its messages say
+what to do ("train one with `fmnist train`"), and typer's box would fire first.
+
 Defaults come from fmnist_keras.config, so `--help` shows what really runs.
 TensorFlow is imported inside the commands, keeping `--help` fast.
 """
@@ -28,7 +31,7 @@ from fmnist_keras.config import (
     TrainConfig,
 )
 from fmnist_keras.distribute import Strategy
-from fmnist_keras.errors import FmnistError, UsageError
+from fmnist_keras.errors import FmnistError, UsageError, VerificationFailed
 from fmnist_keras.export.converters import IODType, Quantize, Target, check_export_options
 from fmnist_keras.images import Invert
 from fmnist_keras.quiet import import_tensorflow_quietly
@@ -186,9 +189,8 @@ def train(
 
 @app.command()
 def export(
-    model: Annotated[
-        Path, typer.Option(help="Trained model to export (loaded in Keras safe mode).", exists=True, dir_okay=False)
-    ] = DEFAULT_OUTPUT / "model.keras",
+    model: Annotated[Path, typer.Option(help="Trained model to export (loaded in Keras safe mode).")] = DEFAULT_OUTPUT
+    / "model.keras",
     quantize: Annotated[Quantize, typer.Option(help="Extra quantized .tflite to write beside the float32 one.")] = (
         Quantize.none
     ),
@@ -286,7 +288,7 @@ def export(
             log=typer.echo,
         )
     except FmnistError as error:
-        if getattr(error, "report", None):
+        if isinstance(error, VerificationFailed) and error.report:
             typer.echo(terminal_summary(error.report))
         raise _fail(error) from None
     except KeyboardInterrupt:
@@ -299,9 +301,7 @@ def export(
 def evaluate(
     artifacts: Annotated[
         list[Path],
-        typer.Argument(
-            help="A .keras file, a .tflite file or a SavedModel folder; give two to compare them.", exists=True
-        ),
+        typer.Argument(help="A .keras file, a .tflite file or a SavedModel folder; give two to compare them."),
     ],
     output: Annotated[
         Path, typer.Option(help="JSON report; the confusion-matrix PNG is written beside it.", dir_okay=False)
@@ -336,9 +336,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    artifact: Annotated[
-        Path, typer.Argument(help="A .keras file, a .tflite file or a SavedModel folder.", exists=True)
-    ],
+    artifact: Annotated[Path, typer.Argument(help="A .keras file, a .tflite file or a SavedModel folder.")],
     images: Annotated[list[Path], typer.Argument(help="PNG/JPEG/BMP/GIF pictures, or .npy arrays of 28x28 uint8.")],
     invert: Annotated[
         Invert, typer.Option(help="Invert dark-on-light pictures; auto decides from the border pixels.")
@@ -369,7 +367,7 @@ def predict(
 @app.command()
 def bench(
     artifacts: Annotated[
-        list[Path] | None, typer.Argument(help="Artifacts to time; default: every model in export/.", exists=True)
+        list[Path] | None, typer.Argument(help="Artifacts to time; default: every model in export/.")
     ] = None,
     threads: Annotated[
         list[int], typer.Option(min=1, max=256, help="Thread counts to measure (repeat the option).")

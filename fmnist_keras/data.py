@@ -206,6 +206,15 @@ def load_data(data_dir: Path | None = None, *, download: bool = True) -> Fashion
     return FashionMNIST(x_train, y_train, x_test, y_test, source=directory)
 
 
+def training_split(dataset, validation_split: float, seed: int, max_images: int | None = None):
+    """(x_train, y_train, x_val, y_val): the stratified hold-out every training run uses,
+    training on the first `max_images` of the rest (None: all). Fine-tunes reuse it, so they
+    never train on the validation images of the model they start from."""
+    train_idx, val_idx = stratified_split(dataset.y_train, validation_split, seed)
+    train_idx = train_idx[:max_images]
+    return dataset.x_train[train_idx], dataset.y_train[train_idx], dataset.x_train[val_idx], dataset.y_train[val_idx]
+
+
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, held_out) with `fraction` of every class held out, reproducibly."""
     rng = np.random.default_rng(seed)

@@ -68,10 +68,9 @@ def metrics_table(metrics: dict) -> str:
 
 def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
     """Counts and row-normalised rates side by side."""
-    import matplotlib
+    from fmnist_keras.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -96,10 +95,9 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
 
 def plot_gallery(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, path: Path, limit: int = 40) -> None:
     """A grid of misclassified test images with their true and predicted labels."""
-    import matplotlib
+    from fmnist_keras.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     wrong = np.flatnonzero(labels != predicted)[:limit]
     columns = 8

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from fmnist_keras.data import NUM_CLASSES  # noqa: F401 - re-exported: the model's output width
+
 INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 # Layer names in order, as pinned by tests/test_model.py.
 LAYER_NAMES = (
     "pixels",

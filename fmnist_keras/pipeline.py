@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from fmnist_keras.data import NUM_CLASSES
+
 
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
     """Random horizontal flip and +-max_shift pixel shift of every image in a batch.
@@ -50,7 +52,7 @@ def training_dataset(
     ds = tf.data.Dataset.from_tensor_slices((_as_model_input(images), labels.astype(np.int32)))
     ds = ds.cache().shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
     # One-hot targets: Keras's sparse cross-entropy has no label smoothing.
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, 10)))
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, NUM_CLASSES)))
     if augment:
         ds = ds.enumerate().map(
             lambda i, xy: (augment_batch(xy[0], tf.stack([tf.cast(seed, tf.int64), i]), max_shift), xy[1])
@@ -64,5 +66,5 @@ def steps_per_epoch(num_images: int, batch_size: int) -> int:
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int = 1000) -> tf.data.Dataset:
     ds = tf.data.Dataset.from_tensor_slices((_as_model_input(images), labels.astype(np.int32)))
-    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, 10)))
+    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, NUM_CLASSES)))
     return ds.cache().prefetch(tf.data.AUTOTUNE)

@@ -5,13 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_training_curves(rows: list[dict], path: Path) -> None:
-    """Loss and accuracy per epoch, train vs validation, from the CSV log rows."""
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: no display on servers and CI."""
     import matplotlib
 
-    matplotlib.use("Agg")  # no display on servers and CI
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_training_curves(rows: list[dict], path: Path) -> None:
+    """Loss and accuracy per epoch, train vs validation, from the CSV log rows."""
     from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
 
     epochs = [int(r["epoch"]) + 1 for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)

@@ -22,7 +22,7 @@ import numpy as np
 
 from fmnist_keras import versions
 from fmnist_keras.config import CLUSTER_TIMEOUT_SECONDS, TrainConfig
-from fmnist_keras.data import load_data, stratified_split
+from fmnist_keras.data import load_data, training_split
 from fmnist_keras.distribute import Strategy, parse_tf_config
 from fmnist_keras.errors import OutputError, TrainingDiverged, first_line
 from fmnist_keras.files import ensure_writable_dir, full_disk_reported, publish, staging_dir, write_json
@@ -195,11 +195,9 @@ def train_and_evaluate(
             mixed_precision_policy(bool(tf.config.list_physical_devices("GPU"))) if config.mixed_precision else None
         )
 
-        train_idx, val_idx = stratified_split(dataset.y_train, config.validation_split, config.seed)
-        if config.max_train_images is not None:
-            train_idx = train_idx[: config.max_train_images]
-        x_train, y_train = dataset.x_train[train_idx], dataset.y_train[train_idx]
-        x_val, y_val = dataset.x_train[val_idx], dataset.y_train[val_idx]
+        x_train, y_train, x_val, y_val = training_split(
+            dataset, config.validation_split, config.seed, config.max_train_images
+        )
 
         global_batch = config.batch_size * placement.replicas
         peak_lr = scaled_learning_rate(config.learning_rate, placement.replicas)

@@ -6,7 +6,8 @@ import platform
 from importlib import metadata
 
 
-def _version(dist: str) -> str | None:
+def installed_version(dist: str) -> str | None:
+    """The installed version of distribution `dist`, or None."""
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -15,10 +16,10 @@ def _version(dist: str) -> str | None:
 
 def library_versions() -> dict:
     return {
-        "fmnist_keras": _version("fmnist-keras"),
+        "fmnist_keras": installed_version("fmnist-keras"),
         "python": platform.python_version(),
-        "tensorflow": _version("tensorflow"),
-        "keras": _version("keras"),
-        "numpy": _version("numpy"),
-        "ai_edge_litert": _version("ai-edge-litert"),
+        "tensorflow": installed_version("tensorflow"),
+        "keras": installed_version("keras"),
+        "numpy": installed_version("numpy"),
+        "ai_edge_litert": installed_version("ai-edge-litert"),
     }

@@ -134,7 +134,9 @@ def main() -> None:
         _worker(args.worker, args.batch_sizes[0], args.epochs)
         return
 
-    torch_version = _version("torch")
+    from fmnist_keras.versions import installed_version
+
+    torch_version = installed_version("torch")
     images = 60_000
     print(
         f"{images:,} training images, median of {args.epochs} epochs after 1 warm-up, each framework in its own process"
@@ -156,15 +158,6 @@ def main() -> None:
             )
     if not torch_version:
         print("PyTorch is not installed: pip install -e '.[bench]' to compare with the article's model")
-
-
-def _version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 if __name__ == "__main__":

@@ -16,15 +16,18 @@ def nonfinite_count(logits: np.ndarray) -> int:
 
 def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy, drop vs the reference (percentage points), top-1 agreement, max |logit diff|."""
+    from fmnist_keras.evaluate import compare_predictions
+
     predicted, expected = logits.argmax(axis=1), reference.argmax(axis=1)
     accuracy = float(np.mean(predicted == labels))
     reference_accuracy = float(np.mean(expected == labels))
     nonfinite = nonfinite_count(logits) + nonfinite_count(reference)
+    agreement = compare_predictions(predicted, expected, labels)
     return {
         "accuracy": accuracy,
         "accuracy_drop_points": round((reference_accuracy - accuracy) * 100, 4),
-        "agreement": float(np.mean(predicted == expected)),
-        "disagreements": int(np.sum(predicted != expected)),
+        "agreement": agreement["agreement"],
+        "disagreements": agreement["disagreements"],
         "max_abs_logit_diff": None if nonfinite else float(np.max(np.abs(logits - reference))),
         "nonfinite_logits": nonfinite_count(logits),
     }

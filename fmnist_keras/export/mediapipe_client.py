@@ -256,7 +256,10 @@ def mediapipe_entry(model_bytes: bytes, reference: np.ndarray, labels: np.ndarra
         failures.append(f"MediaPipe rejected the file: {first_line(exc)}")
         return {**entry, "accuracy": 0.0, "accuracy_drop_points": round(reference_accuracy * 100, 4),
                 "agreement": 0.0, "disagreements": len(labels), "failures": failures}  # fmt: skip
+    from fmnist_keras.evaluate import compare_predictions
+
     predicted = result["predicted"]
+    agreement = compare_predictions(predicted, expected, labels)
     accuracy = float(np.mean(predicted == labels))
     drop = round((reference_accuracy - accuracy) * 100, 4)
     if not drop <= config.max_accuracy_drop:
@@ -274,8 +277,8 @@ def mediapipe_entry(model_bytes: bytes, reference: np.ndarray, labels: np.ndarra
         **entry,
         "accuracy": accuracy,
         "accuracy_drop_points": drop,
-        "agreement": float(np.mean(predicted == expected)),
-        "disagreements": int(np.sum(predicted != expected)),
+        "agreement": agreement["agreement"],
+        "disagreements": agreement["disagreements"],
         "named_results": len(predicted) - wrong_names,
         "big_picture": {"test_image": big_index, "side": BIG_SIDE, "category_name": big_name},
         "failures": failures,

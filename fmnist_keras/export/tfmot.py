@@ -23,17 +23,18 @@ WEIGHTED_LAYERS = ("conv1", "conv2", "logits")
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    epochs: int = 2
-    # Small: QAT and pruning start from a trained model and must not wander off.
-    learning_rate: float = 1e-4
-    batch_size: int = 128
-    # Recipe of the trained model, so fine-tuning sees the same data distribution.
-    label_smoothing: float = 0.1
-    augment: bool = True
-    shift_pixels: int = 0
-    seed: int = 0
+    """One fine-tune. No defaults: epochs and learning rate come from ExportConfig, the rest
+    from the trained model's recipe (so fine-tuning sees the same data distribution)."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    label_smoothing: float
+    augment: bool
+    shift_pixels: int
+    seed: int
     # Learn the float model's probabilities instead of the labels (pruning and clustering).
-    distill: bool = False
+    distill: bool
 
 
 def import_tfmot():
@@ -130,7 +131,9 @@ def prune_finetune(model, sparsity: float, x, y, x_val, y_val, config: FinetuneC
     tfmot, tf_keras = import_tfmot()
     sparsity_api = tfmot.sparsity.keras
     legacy = to_tf_keras(model, fold_rescale=False)
-    steps = config.epochs * -(-len(x) // config.batch_size)
+    from fmnist_keras.pipeline import steps_per_epoch
+
+    steps = config.epochs * steps_per_epoch(len(x), config.batch_size)
     schedule = sparsity_api.PolynomialDecay(
         initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=max(1, int(steps * 0.7)), frequency=10
     )

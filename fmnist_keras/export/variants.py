@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 
 from fmnist_keras.config import ExportConfig, TrainConfig
-from fmnist_keras.data import stratified_split
+from fmnist_keras.data import training_split
 from fmnist_keras.export.converters import Quantize, tflite_filename, to_tflite
 
 
@@ -26,9 +26,7 @@ def int8_variants(model, io, representative, data, training, config: ExportConfi
     from fmnist_keras.export import tfmot
 
     train_cfg = TrainConfig.from_dict(training["config"]) if training else TrainConfig()
-    train_idx, val_idx = stratified_split(data.y_train, train_cfg.validation_split, train_cfg.seed)
-    train_idx = train_idx[: config.finetune_max_images]  # None: all
-    split = (data.x_train[train_idx], data.y_train[train_idx], data.x_train[val_idx], data.y_train[val_idx])
+    split = training_split(data, train_cfg.validation_split, train_cfg.seed, config.finetune_max_images)
 
     def finetune(epochs: int, learning_rate: float, distill: bool = False) -> tfmot.FinetuneConfig:
         return tfmot.FinetuneConfig(
