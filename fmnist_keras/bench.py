@@ -61,46 +61,8 @@ def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
 
     kind = artifact_kind(path)
     warmup = max(20, runs // 10)
-    if kind == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        from fmnist_keras.quiet import native_stderr_silenced
-        from fmnist_keras.runners import quantize_input
-
-        with native_stderr_silenced():
-            interpreter = Interpreter(model_content=Path(path).read_bytes(), num_threads=threads)
-            interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        x = quantize_input(images[:1], detail)
-
-        def one():
-            interpreter.set_tensor(detail["index"], x)
-            interpreter.invoke()
-
-        latency = _time_calls(one, runs, warmup)
-        batch = int(detail["shape"][0])  # deployable files have a static batch of 1
-        throughput = batch / float(np.median(latency))
-    else:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-        if kind == "keras":
-            from fmnist_keras.model_file import load_trained_model
-
-            model = load_trained_model(path)
-            fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
-        else:
-            from fmnist_keras.runners import load_serving_signature
-
-            serve = load_serving_signature(path)
-            fn = tf.function(lambda x: serve(pixels=x)["logits"])
-        x1 = tf.constant(images[:1].reshape(1, 28, 28, 1).astype(np.float32))
-        latency = _time_calls(lambda: fn(x1).numpy(), runs, warmup)
-        batch = THROUGHPUT_BATCH
-        xb = tf.constant(images[:batch].reshape(-1, 28, 28, 1).astype(np.float32))
-        batch_times = _time_calls(lambda: fn(xb).numpy(), 30, 5)
-        throughput = batch / float(np.median(batch_times))
+    timed = _time_litert if kind == "tflite" else _time_tensorflow
+    latency, batch, throughput = timed(Path(path), kind, threads, runs, warmup, images)
     stats = _percentiles(latency)
     return {
         "artifact": str(path),
@@ -111,6 +73,46 @@ def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
         "images_per_second": throughput,
         "gmacs_per_second_batch1": macs_per_image() / (stats["p50_us"] * 1e-6) / 1e9,
     }
+
+
+def _time_litert(path: Path, kind: str, threads: int, runs: int, warmup: int, images: np.ndarray):
+    """A .tflite on LiteRT (XNNPACK). Deployable files have a static batch of 1: throughput is 1/latency."""
+    from fmnist_keras.runners import litert_interpreter, quantize_input
+
+    interpreter = litert_interpreter(path.read_bytes(), num_threads=threads)
+    detail = interpreter.get_input_details()[0]
+    x = quantize_input(images[:1], detail)
+
+    def one():
+        interpreter.set_tensor(detail["index"], x)
+        interpreter.invoke()
+
+    latency = _time_calls(one, runs, warmup)
+    batch = int(detail["shape"][0])
+    return latency, batch, batch / float(np.median(latency))
+
+
+def _time_tensorflow(path: Path, kind: str, threads: int, runs: int, warmup: int, images: np.ndarray):
+    """A .keras or SavedModel through a compiled tf.function: latency at batch 1, throughput at THROUGHPUT_BATCH."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if kind == "keras":
+        from fmnist_keras.model_file import load_trained_model
+
+        model = load_trained_model(path)
+        fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
+    else:
+        from fmnist_keras.runners import load_serving_signature
+
+        serve = load_serving_signature(path)
+        fn = tf.function(lambda x: serve(pixels=x)["logits"])
+    x1 = tf.constant(images[:1].reshape(1, 28, 28, 1).astype(np.float32))
+    latency = _time_calls(lambda: fn(x1).numpy(), runs, warmup)
+    xb = tf.constant(images[:THROUGHPUT_BATCH].reshape(-1, 28, 28, 1).astype(np.float32))
+    batch_times = _time_calls(lambda: fn(xb).numpy(), 30, 5)
+    return latency, THROUGHPUT_BATCH, THROUGHPUT_BATCH / float(np.median(batch_times))
 
 
 def bench_artifacts(paths: list[Path], threads: list[int], runs: int, progress=None) -> list[dict]:

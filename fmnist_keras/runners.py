@@ -76,13 +76,30 @@ def dequantize_output(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def tflite_logits(model_bytes: bytes, images: np.ndarray, num_threads: int = 1) -> np.ndarray:
-    """Run a batch-1 .tflite image by image on the LiteRT runtime (XNNPACK on)."""
+def litert_interpreter(model_bytes: bytes, num_threads: int = 1):
+    """A LiteRT interpreter (XNNPACK on) with its tensors allocated."""
     from ai_edge_litert.interpreter import Interpreter
 
     with native_stderr_silenced():  # "Created TensorFlow Lite XNNPACK delegate"
         interpreter = Interpreter(model_content=model_bytes, num_threads=num_threads)
         interpreter.allocate_tensors()
+    return interpreter
+
+
+def micro_interpreter(model_bytes: bytes, arena_size: int):
+    """A TensorFlow Lite Micro interpreter in an `arena_size`-byte arena, recording its allocations
+    (RuntimeError if the model does not fit; TFLM's own explanation on stderr is silenced)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    with native_stderr_silenced():
+        return runtime.Interpreter.from_bytes(
+            model_bytes, arena_size=arena_size, intrepreter_config=runtime.InterpreterConfig.kAllocationRecording
+        )  # (sic: tflite_micro spells it "intrepreter")
+
+
+def tflite_logits(model_bytes: bytes, images: np.ndarray, num_threads: int = 1) -> np.ndarray:
+    """Run a batch-1 .tflite image by image on the LiteRT runtime (XNNPACK on)."""
+    interpreter = litert_interpreter(model_bytes, num_threads)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     x = quantize_input(images, inp)
     logits = np.empty((len(x), out["shape"][-1]), dtype=np.float32)
@@ -110,10 +127,7 @@ def as_logits(outputs: np.ndarray, model_bytes: bytes) -> np.ndarray:
 def micro_logits(model_bytes: bytes, images: np.ndarray, arena_size: int = 256 * 1024) -> np.ndarray:
     """Run a .tflite on the TensorFlow Lite Micro interpreter (as on a microcontroller),
     in a tensor arena of `arena_size` bytes (RuntimeError if the model does not fit)."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    with native_stderr_silenced():  # a too-small arena is explained on stderr too; the RuntimeError says it
-        interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size)
+    interpreter = micro_interpreter(model_bytes, arena_size)
     inp, out = interpreter.get_input_details(0), interpreter.get_output_details(0)
     x = quantize_input(images, inp)
     logits = np.empty((len(x), out["shape"][-1]), dtype=np.float32)

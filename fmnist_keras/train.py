@@ -16,6 +16,7 @@ import json
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -179,139 +180,187 @@ def train_and_evaluate(
     state_name = STATE_DIR if task is None or task.is_chief else f"{STATE_DIR}-{task.task_type}-{task.task_index}"
     state = _prepare_state(config, workdir, overwrite, log, name=state_name)
     with _state_guard(state, workdir):
-        import keras
-        import tensorflow as tf
-
-        from fmnist_keras.distribute import create_strategy, mixed_precision_policy, scaled_learning_rate
-        from fmnist_keras.model import build_model
-        from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
-        from fmnist_keras.runners import keras_logits
-
-        # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
-        keras.utils.set_random_seed(config.seed)
-        tf.config.experimental.enable_op_determinism()
-        placement = create_strategy(kind, tf_config, cluster_timeout)  # before any TF op (multi-worker)
-        policy = (
-            mixed_precision_policy(bool(tf.config.list_physical_devices("GPU"))) if config.mixed_precision else None
-        )
-
-        x_train, y_train, x_val, y_val = training_split(
-            dataset, config.validation_split, config.seed, config.max_train_images
-        )
-
-        global_batch = config.batch_size * placement.replicas
-        peak_lr = scaled_learning_rate(config.learning_rate, placement.replicas)
-        steps = steps_per_epoch(len(x_train), global_batch)
-        warmup = min(config.warmup_epochs * steps, config.epochs * steps - 1)
-        for note in placement.notes:
-            log(f"note: {note}")
-        if kind is not Strategy.default or placement.replicas > 1 or policy:
-            log(
-                f"{placement.describe()} | global batch {global_batch} = {config.batch_size} x {placement.replicas} | "
-                f"peak learning rate {peak_lr:g} = {config.learning_rate:g} x {placement.replicas} "
-                f"(linear scaling, {warmup} warm-up steps) | compute dtype {policy or 'float32'}"
-            )
-        with placement.strategy.scope():
-            schedule = keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=0.0 if warmup else peak_lr,
-                decay_steps=config.epochs * steps - warmup,
-                warmup_target=peak_lr if warmup else None,
-                warmup_steps=warmup,
-            )
-            optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None)
-            if policy == "mixed_float16":  # float16 gradients underflow without loss scaling
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            model = build_model(dtype_policy=policy)
-            model.compile(
-                optimizer=optimizer,
-                loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                jit_compile=False,  # XLA is about 2x slower for this model on CPU
-            )
-            nan_guard = keras.callbacks.TerminateOnNaN()
-            # The log row is written before the checkpoint: a kill between the two repeats the
-            # epoch (and _read_log keeps its last row) instead of losing its row.
-            callbacks = [
-                nan_guard,
-                keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
-                _checkpoint_callback(state / "backup"),
-            ]
-            train_ds = training_dataset(
-                x_train, y_train, global_batch, config.seed, config.augment, config.shift_pixels
-            )
-            if kind is Strategy.multi_worker:
-                _let_fit_run_multi_worker(model)
-            history = model.fit(
-                train_ds,
-                epochs=config.epochs,
-                steps_per_epoch=steps,
-                validation_data=eval_dataset(x_val, y_val),
-                callbacks=callbacks,
-                shuffle=False,  # the dataset shuffles itself, reproducibly
-                verbose=verbose if placement.is_chief else 0,
-            )
-        losses = history.history.get("loss", [])
-        loss_blew_up = model.stop_training and not (losses and all(math.isfinite(v) for v in losses))
-        if loss_blew_up or not _weights_finite(model):
-            shutil.rmtree(state, ignore_errors=True)
-            raise TrainingDiverged(
-                f"training diverged: the loss became NaN/inf (learning rate {peak_lr:g}); "
-                "no model was written; lower --learning-rate and train again"
-            )
-        distribution = {
-            "strategy": placement.kind.value,
-            "replicas": placement.replicas,
-            "devices": placement.devices,
-            "global_batch_size": global_batch,
-            "peak_learning_rate": peak_lr,
-            "compute_dtype": policy or "float32",
-        }
-        if task is not None:
-            distribution["num_workers"] = task.num_workers
-        if not placement.is_chief:
+        plan = _plan_run(config, kind, tf_config, cluster_timeout, dataset, log)
+        model, losses = _fit(config, plan, state, verbose)
+        _raise_if_diverged(model, losses, state, plan.peak_lr)
+        distribution = _distribution(plan, task)
+        if not plan.placement.is_chief:
             shutil.rmtree(state, ignore_errors=True)
             return {"chief": False, "task": task.name, "epochs_run": len(losses), **distribution}
+        trained, rows, metrics = _evaluate(model, config, plan, dataset, state, distribution, started)
+        _publish_run(trained, rows, metrics, workdir)
+    shutil.rmtree(state, ignore_errors=True)
+    return metrics
 
-        # The published model is a plain float32 copy: no strategy, no mixed-precision layers.
-        trained = build_model()
-        trained.set_weights(model.get_weights())
-        rows = _read_log(state / "log.csv")
-        test_logits = keras_logits(trained, dataset.x_test)
-        test = evaluate_logits(test_logits, dataset.y_test.astype(np.int64))
-        best = max(rows, key=lambda r: float(r["val_accuracy"]))
-        metrics = {
-            "chief": True,
-            "test_accuracy": test["accuracy"],
-            "test_loss": test["loss"],
-            "best_val_accuracy": float(best["val_accuracy"]),
-            "best_val_epoch": int(best["epoch"]) + 1,
-            "final_val_accuracy": float(rows[-1]["val_accuracy"]),
-            "epochs_run": len(rows),
-            "wall_seconds": round(time.perf_counter() - started, 1),
-            "seed": config.seed,
-            "num_params": trained.count_params(),
-            "num_train_images": len(x_train),
-            "num_val_images": len(x_val),
-            "num_test_images": len(dataset.y_test),
-            "data_dir": str(dataset.source),
-            "distribution": distribution,
-            "config": config.to_dict(),
-            "versions": versions.library_versions(),
-        }
 
-        from fmnist_keras.plots import plot_training_curves
+@dataclass(frozen=True)
+class _Plan:
+    """Where and how a run trains: devices, compute dtype, data split, batch and schedule sizes."""
 
-        with staging_dir(workdir) as staged:
-            trained.save(staged / "model.keras")
-            _write_log(rows, staged / "training_log.csv")
-            plot_training_curves(rows, staged / "training_curves.png")
-            write_json(staged / "metrics.json", metrics)
-            # A retrain also retires the files exported from the model it replaces.
-            from fmnist_keras.export.pipeline import exported_files
+    placement: object  # distribute.Placement
+    policy: str | None  # mixed-precision policy, None for float32
+    split: tuple  # x_train, y_train, x_val, y_val
+    global_batch: int
+    peak_lr: float
+    steps: int  # per epoch
+    warmup: int  # steps
 
-            publish(staged, workdir, list(ARTIFACTS), replaces=exported_files(workdir))
+
+def _plan_run(config: TrainConfig, kind: Strategy, tf_config, cluster_timeout: int, dataset, log) -> _Plan:
+    import keras
+    import tensorflow as tf
+
+    from fmnist_keras.distribute import create_strategy, mixed_precision_policy, scaled_learning_rate
+    from fmnist_keras.pipeline import steps_per_epoch
+
+    # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    placement = create_strategy(kind, tf_config, cluster_timeout)  # before any TF op (multi-worker)
+    policy = mixed_precision_policy(bool(tf.config.list_physical_devices("GPU"))) if config.mixed_precision else None
+    split = training_split(dataset, config.validation_split, config.seed, config.max_train_images)
+    global_batch = config.batch_size * placement.replicas
+    peak_lr = scaled_learning_rate(config.learning_rate, placement.replicas)
+    steps = steps_per_epoch(len(split[0]), global_batch)
+    warmup = min(config.warmup_epochs * steps, config.epochs * steps - 1)
+    for note in placement.notes:
+        log(f"note: {note}")
+    if kind is not Strategy.default or placement.replicas > 1 or policy:
+        log(
+            f"{placement.describe()} | global batch {global_batch} = {config.batch_size} x {placement.replicas} | "
+            f"peak learning rate {peak_lr:g} = {config.learning_rate:g} x {placement.replicas} "
+            f"(linear scaling, {warmup} warm-up steps) | compute dtype {policy or 'float32'}"
+        )
+    return _Plan(placement, policy, split, global_batch, peak_lr, steps, warmup)
+
+
+def _compiled_model(config: TrainConfig, plan: _Plan):
+    """The article's network with Adam, warm-up then cosine decay, label-smoothed cross-entropy."""
+    import keras
+
+    from fmnist_keras.model import build_model
+
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if plan.warmup else plan.peak_lr,
+        decay_steps=config.epochs * plan.steps - plan.warmup,
+        warmup_target=plan.peak_lr if plan.warmup else None,
+        warmup_steps=plan.warmup,
+    )
+    optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None)
+    if plan.policy == "mixed_float16":  # float16 gradients underflow without loss scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model = build_model(dtype_policy=plan.policy)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=False,  # XLA is about 2x slower for this model on CPU
+    )
+    return model
+
+
+def _fit(config: TrainConfig, plan: _Plan, state: Path, verbose) -> tuple[object, list[float]]:
+    """Train (or resume from the state's checkpoint); returns the model and the losses of the epochs run."""
+    import keras
+
+    from fmnist_keras.pipeline import eval_dataset, training_dataset
+
+    x_train, y_train, x_val, y_val = plan.split
+    with plan.placement.strategy.scope():
+        model = _compiled_model(config, plan)
+        # The log row is written before the checkpoint: a kill between the two repeats the
+        # epoch (and _read_log keeps its last row) instead of losing its row.
+        callbacks = [
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
+            _checkpoint_callback(state / "backup"),
+        ]
+        train_ds = training_dataset(x_train, y_train, plan.global_batch, config.seed, config.augment,
+                                    config.shift_pixels)  # fmt: skip
+        if plan.placement.kind is Strategy.multi_worker:
+            _let_fit_run_multi_worker(model)
+        history = model.fit(
+            train_ds,
+            epochs=config.epochs,
+            steps_per_epoch=plan.steps,
+            validation_data=eval_dataset(x_val, y_val),
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, reproducibly
+            verbose=verbose if plan.placement.is_chief else 0,
+        )
+    return model, history.history.get("loss", [])
+
+
+def _raise_if_diverged(model, losses: list[float], state: Path, peak_lr: float) -> None:
+    loss_blew_up = model.stop_training and not (losses and all(math.isfinite(v) for v in losses))
+    if loss_blew_up or not _weights_finite(model):
         shutil.rmtree(state, ignore_errors=True)
-        return metrics
+        raise TrainingDiverged(
+            f"training diverged: the loss became NaN/inf (learning rate {peak_lr:g}); "
+            "no model was written; lower --learning-rate and train again"
+        )
+
+
+def _distribution(plan: _Plan, task) -> dict:
+    placement = plan.placement
+    distribution = {
+        "strategy": placement.kind.value,
+        "replicas": placement.replicas,
+        "devices": placement.devices,
+        "global_batch_size": plan.global_batch,
+        "peak_learning_rate": plan.peak_lr,
+        "compute_dtype": plan.policy or "float32",
+    }
+    if task is not None:
+        distribution["num_workers"] = task.num_workers
+    return distribution
+
+
+def _evaluate(model, config: TrainConfig, plan: _Plan, dataset, state: Path, distribution: dict, started: float):
+    """The published float32 model, its log rows and metrics.json's content (the test set, once)."""
+    from fmnist_keras.model import build_model
+    from fmnist_keras.runners import keras_logits
+
+    # The published model is a plain float32 copy: no strategy, no mixed-precision layers.
+    trained = build_model()
+    trained.set_weights(model.get_weights())
+    rows = _read_log(state / "log.csv")
+    test = evaluate_logits(keras_logits(trained, dataset.x_test), dataset.y_test.astype(np.int64))
+    best = max(rows, key=lambda r: float(r["val_accuracy"]))
+    metrics = {
+        "chief": True,
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "best_val_accuracy": float(best["val_accuracy"]),
+        "best_val_epoch": int(best["epoch"]) + 1,
+        "final_val_accuracy": float(rows[-1]["val_accuracy"]),
+        "epochs_run": len(rows),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "seed": config.seed,
+        "num_params": trained.count_params(),
+        "num_train_images": len(plan.split[0]),
+        "num_val_images": len(plan.split[2]),
+        "num_test_images": len(dataset.y_test),
+        "data_dir": str(dataset.source),
+        "distribution": distribution,
+        "config": config.to_dict(),
+        "versions": versions.library_versions(),
+    }
+    return trained, rows, metrics
+
+
+def _publish_run(trained, rows: list[dict], metrics: dict, workdir: Path) -> None:
+    """model.keras, the log, the curves and metrics.json as one set; a retrain also retires the
+    files exported from the model it replaces."""
+    from fmnist_keras.export.pipeline import exported_files
+    from fmnist_keras.plots import plot_training_curves
+
+    with staging_dir(workdir) as staged:
+        trained.save(staged / "model.keras")
+        _write_log(rows, staged / "training_log.csv")
+        plot_training_curves(rows, staged / "training_curves.png")
+        write_json(staged / "metrics.json", metrics)
+        publish(staged, workdir, list(ARTIFACTS), replaces=exported_files(workdir))
 
 
 @contextlib.contextmanager

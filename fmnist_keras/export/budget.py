@@ -21,6 +21,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from fmnist_keras.runners import micro_interpreter
+
 # Headroom over the recorded arena for another TFLM version's alignment and bookkeeping.
 ARENA_MARGIN = 0.10
 ARENA_ALIGN = 1024
@@ -45,19 +47,11 @@ def _native_stderr_captured() -> Iterator[list[str]]:
             lines.extend(capture.read().splitlines())
 
 
-def _interpreter(model_bytes: bytes, arena_size: int):
-    from tflite_micro.python.tflite_micro import runtime
-
-    return runtime.Interpreter.from_bytes(
-        model_bytes, arena_size=arena_size, intrepreter_config=runtime.InterpreterConfig.kAllocationRecording
-    )  # (sic: tflite_micro spells it "intrepreter")
-
-
 def runs_with_arena(model_bytes: bytes, arena_size: int) -> bool:
     """Whether TFLM allocates the model in `arena_size` bytes and runs one (blank) image."""
     with _native_stderr_captured():  # TFLM explains each failed allocation on stderr
         try:
-            interpreter = _interpreter(model_bytes, arena_size)
+            interpreter = micro_interpreter(model_bytes, arena_size)
             detail = interpreter.get_input_details(0)
             interpreter.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
             interpreter.invoke()
@@ -68,7 +62,7 @@ def runs_with_arena(model_bytes: bytes, arena_size: int) -> bool:
 
 def recorded_arena(model_bytes: bytes) -> int:
     """The arena TFLM's RecordingMicroAllocator reports after allocating and running the model."""
-    interpreter = _interpreter(model_bytes, _PROBE_ARENA)
+    interpreter = micro_interpreter(model_bytes, _PROBE_ARENA)
     detail = interpreter.get_input_details(0)
     interpreter.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
     interpreter.invoke()

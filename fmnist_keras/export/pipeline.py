@@ -165,10 +165,7 @@ def export_and_validate(
     a magnitude-pruned one (pruning-preserving QAT when both are given);
     `clusters` adds a weight-clustered one (of the pruned model, if any).
     """
-    from fmnist_keras.evaluate import classification_metrics
-    from fmnist_keras.export.report import model_card, report_markdown
-    from fmnist_keras.model import describe_layers, macs_per_layer
-    from fmnist_keras.model_file import file_sha256, load_trained_model
+    from fmnist_keras.model_file import load_trained_model
     from fmnist_keras.runners import keras_logits
 
     started = time.perf_counter()
@@ -188,27 +185,14 @@ def export_and_validate(
     size = Path(model_path).stat().st_size
     artifacts = [_entry(Path(model_path).name, "keras", size, reference, reference, labels)]
     warnings = _float_model_warnings(artifacts[0]["accuracy"], log)
-    if quantize in (Quantize.float16, Quantize.dynamic):
-        extra = [(tflite_filename(quantize, io), quantize.value, lambda: (to_tflite(model, quantize), {}))]
-    elif quantize is Quantize.int8:
-        extra = int8_variants(model, io, representative, data, training, config, qat, sparsity, log, clusters=clusters)
-    else:
-        extra = []
-    variants = [("model_float32.tflite", "none", lambda: (to_tflite(model, Quantize.none), {})), *extra]
+    variants = _variants(model, quantize, io, representative, data, training, config, qat, sparsity, clusters, log)
 
     retry = "nothing was published; free some space, or pass --output elsewhere"
     with output_folder(Path(output)) as output, full_disk_reported(output, retry), staging_dir(output) as staged:
         staged_artifacts, micro = _stage_and_verify(model, variants, staged, data, reference, labels, config, log)
         artifacts += staged_artifacts
         if target is Target.mediapipe:
-            from fmnist_keras import __version__
-            from fmnist_keras.export.mediapipe_client import MEDIAPIPE_FILE, RUNTIME, stage_mediapipe
-
-            log(f"Converting {MEDIAPIPE_FILE} and verifying it with {RUNTIME}")
-            version = f"{__version__}+{file_sha256(model_path)[:12]}"  # names the trained model, too
-            artifacts.append(
-                stage_mediapipe(model, representative, staged, data.x_test, reference, labels, config, version)
-            )
+            artifacts.append(_stage_mediapipe(model, model_path, representative, staged, data, reference, config, log))
         files = sorted({a["name"] for a in artifacts[1:]} | {"labels.txt"} | set(REPORT_FILES)
                        | ({"model_int8.h", "model_int8.cc"} if micro else set()))  # fmt: skip
         failures = [f"{a['name']}: {f}" for a in artifacts + ([micro] if micro else []) for f in a["failures"]]
@@ -217,21 +201,8 @@ def export_and_validate(
             "failures": failures,
             "warnings": warnings,
             "files": files,
-            "command": command,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": str(model_path),
-            "model_sha256": file_sha256(model_path),
-            "test_images": len(labels),
-            "data_dir": str(data.source),
-            "calibration": (
-                {"samples": len(representative), "source": "training images, stratified", "seed": config.seed}
-                if quantize is Quantize.int8
-                else None
-            ),
-            "config": config.to_dict(),
-            "architecture": describe_layers(model),
-            "macs_per_layer": macs_per_layer(model),
-            "float_most_confused": classification_metrics(labels, reference.argmax(axis=1))["most_confused"][:3],
+            **_provenance(model_path, command, data, config, representative if quantize is Quantize.int8 else None),
+            **_model_facts(model, reference, labels),
             "artifacts": artifacts,
             "micro": micro,
             "training": training,
@@ -242,12 +213,74 @@ def export_and_validate(
             raise VerificationFailed(
                 f"verification failed, nothing was published to {output}: " + "; ".join(failures), report=report
             )
-        (staged / "labels.txt").write_text("\n".join(CLASS_NAMES) + "\n")
-        write_json(staged / "report.json", report)
-        write_text(staged / "report.md", report_markdown(report))
-        write_text(staged / "MODEL_CARD.md", model_card(report, model))
-        publish(staged, output, files, replaces=exported_files(output))
+        _publish_export(staged, output, report, model)
     return report
+
+
+def _variants(model, quantize, io, representative, data, training, config, qat, sparsity, clusters, log) -> list:
+    """(file name, method, maker) of every .tflite to make: float32 always, then what was asked."""
+    if quantize in (Quantize.float16, Quantize.dynamic):
+        extra = [(tflite_filename(quantize, io), quantize.value, lambda: (to_tflite(model, quantize), {}))]
+    elif quantize is Quantize.int8:
+        extra = int8_variants(model, io=io, representative=representative, data=data, training=training,
+                              config=config, qat=qat, sparsity=sparsity, clusters=clusters, log=log)  # fmt: skip
+    else:
+        extra = []
+    return [("model_float32.tflite", "none", lambda: (to_tflite(model, Quantize.none), {})), *extra]
+
+
+def _stage_mediapipe(model, model_path, representative, staged, data, reference, config, log) -> dict:
+    from fmnist_keras import __version__
+    from fmnist_keras.export.mediapipe_client import MEDIAPIPE_FILE, RUNTIME, stage_mediapipe
+    from fmnist_keras.model_file import file_sha256
+
+    log(f"Converting {MEDIAPIPE_FILE} and verifying it with {RUNTIME}")
+    version = f"{__version__}+{file_sha256(model_path)[:12]}"  # names the trained model, too
+    labels = data.y_test.astype(np.int64)
+    return stage_mediapipe(model, representative, staged, data.x_test, reference, labels, config, version)
+
+
+def _provenance(model_path, command: str, data, config: ExportConfig, representative) -> dict:
+    """Where the report's figures come from: command, model, data, calibration, config."""
+    from fmnist_keras.model_file import file_sha256
+
+    return {
+        "command": command,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": str(model_path),
+        "model_sha256": file_sha256(model_path),
+        "test_images": len(data.y_test),
+        "data_dir": str(data.source),
+        "calibration": (
+            {"samples": len(representative), "source": "training images, stratified", "seed": config.seed}
+            if representative is not None
+            else None
+        ),
+        "config": config.to_dict(),
+    }
+
+
+def _model_facts(model, reference: np.ndarray, labels: np.ndarray) -> dict:
+    """What the model card states, read off the model and its own test-set predictions."""
+    from fmnist_keras.evaluate import classification_metrics
+    from fmnist_keras.model import describe_layers, macs_per_layer
+
+    return {
+        "architecture": describe_layers(model),
+        "macs_per_layer": macs_per_layer(model),
+        "float_most_confused": classification_metrics(labels, reference.argmax(axis=1))["most_confused"][:3],
+    }
+
+
+def _publish_export(staged: Path, output: Path, report: dict, model) -> None:
+    """Labels and the three reports beside the verified files, then the whole set in one transaction."""
+    from fmnist_keras.export.report import model_card, report_markdown
+
+    (staged / "labels.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    write_json(staged / "report.json", report)
+    write_text(staged / "report.md", report_markdown(report))
+    write_text(staged / "MODEL_CARD.md", model_card(report, model))
+    publish(staged, output, report["files"], replaces=exported_files(output))
 
 
 def _float_model_warnings(accuracy: float, log) -> list[str]:
@@ -261,9 +294,13 @@ def _float_model_warnings(accuracy: float, log) -> list[str]:
     return [warning]
 
 
+# Which int8 file the C array holds when several are made: the most refined one asked for.
+C_ARRAY_PREFERENCE = ("ptq", "ptq+pruning", "ptq+clustering", "qat", "ptq+pruning+clustering", "qat+pruning")
+
+
 def _stage_and_verify(model, variants, staged: Path, data, reference, labels, config, log) -> tuple[list, dict | None]:
     """Write the SavedModel and each .tflite variant into `staged`, each verified on the test set;
-    then the C source of the most refined int8 model (QAT > pruned > PTQ), verified on TFLM."""
+    then the C source of the most refined int8 model (C_ARRAY_PREFERENCE), verified on TFLM."""
     from fmnist_keras.model import macs_per_layer
     from fmnist_keras.runners import saved_model_logits, tflite_logits
 
@@ -272,7 +309,7 @@ def _stage_and_verify(model, variants, staged: Path, data, reference, labels, co
     saved_logits = saved_model_logits(staged / "saved_model", data.x_test)
     artifacts = [_entry("saved_model", "saved_model", saved_size, saved_logits, reference, labels, config)]
     macs = macs_per_layer(model)
-    last_int8 = None
+    int8 = {}  # method -> (name, bytes, logits, arena)
     for name, method, make in variants:
         log(f"Converting and verifying {name}")
         model_bytes, extra = make()
@@ -281,9 +318,8 @@ def _stage_and_verify(model, variants, staged: Path, data, reference, labels, co
         entry = _tflite_entry(name, model_bytes, method, logits, reference, labels, config, macs)
         artifacts.append({**entry, **extra})
         if "device_budget" in entry:
-            last_int8 = (name, model_bytes, logits, entry["device_budget"]["arena_bytes"])
-    micro = None
-    if last_int8:
-        name, model_bytes, logits, arena = last_int8
-        micro = verify_micro_source(name, model_bytes, staged, logits, data.x_test, arena_bytes=arena)
-    return artifacts, micro
+            int8[method] = (name, model_bytes, logits, entry["device_budget"]["arena_bytes"])
+    if not int8:
+        return artifacts, None
+    name, model_bytes, logits, arena = int8[max(int8, key=C_ARRAY_PREFERENCE.index)]
+    return artifacts, verify_micro_source(name, model_bytes, staged, logits, data.x_test, arena_bytes=arena)

@@ -1,13 +1,19 @@
 """The full-integer models `fmnist export --quantize int8` builds: post-training
-quantization always, plus QAT and/or pruning (tfmot) when asked."""
+quantization always, plus QAT, pruning and/or clustering (tfmot) when asked."""
 
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
 
 from fmnist_keras.config import ExportConfig, TrainConfig
 from fmnist_keras.data import training_split
-from fmnist_keras.export.converters import Quantize, tflite_filename, to_tflite
+from fmnist_keras.export.converters import IODType, Quantize, tflite_filename, to_tflite
 
 
 def gzip_size(data: bytes) -> int:
@@ -15,89 +21,118 @@ def gzip_size(data: bytes) -> int:
     return len(gzip.compress(data, compresslevel=9, mtime=0))
 
 
-def int8_variants(model, io, representative, data, training, config: ExportConfig, qat, sparsity, log, clusters=None):
-    """(file name, method, thunk) for each full-integer model asked for; a thunk returns
-    (tflite bytes, extra report fields)."""
-    variants = [
-        (tflite_filename(Quantize.int8, io), "ptq", lambda: (to_tflite(model, Quantize.int8, io, representative), {}))
-    ]
-    if not qat and sparsity is None and clusters is None:
-        return variants
-    from fmnist_keras.export import tfmot
+@dataclass
+class Int8Build:
+    """What every full-integer variant is made from, and the makers themselves. Each maker
+    returns (tflite bytes, extra report fields); the pruned model is made once and shared."""
 
-    train_cfg = TrainConfig.from_dict(training["config"]) if training else TrainConfig()
-    split = training_split(data, train_cfg.validation_split, train_cfg.seed, config.finetune_max_images)
+    model: Any  # the trained Keras 3 float model
+    io: IODType
+    representative: np.ndarray  # calibration images
+    split: tuple  # (x, y, x_val, y_val): the trained model's own training split
+    recipe: TrainConfig  # the trained model's recipe: batch, augmentation, seed
+    config: ExportConfig
+    log: Callable[[str], None]
+    sparsity: float | None = None
+    _pruned: Any = field(default=None, repr=False)
 
-    def finetune(epochs: int, learning_rate: float, distill: bool = False) -> tfmot.FinetuneConfig:
-        return tfmot.FinetuneConfig(
-            epochs=epochs,
-            learning_rate=learning_rate,
-            distill=distill,
-            batch_size=train_cfg.batch_size,
-            label_smoothing=train_cfg.label_smoothing,
-            augment=train_cfg.augment,
-            shift_pixels=train_cfg.shift_pixels,
-            seed=train_cfg.seed,
+    def _finetune(self, epochs: int, learning_rate: float, distill: bool = False):
+        from fmnist_keras.export import tfmot
+
+        r = self.recipe
+        return tfmot.FinetuneConfig(epochs=epochs, learning_rate=learning_rate, distill=distill,
+                                    batch_size=r.batch_size, label_smoothing=r.label_smoothing, augment=r.augment,
+                                    shift_pixels=r.shift_pixels, seed=r.seed)  # fmt: skip
+
+    def ptq(self) -> tuple[bytes, dict]:
+        return to_tflite(self.model, Quantize.int8, self.io, self.representative), {}
+
+    def qat(self) -> tuple[bytes, dict]:
+        from fmnist_keras.export import tfmot
+
+        c = self.config
+        self.log(f"Quantization-aware fine-tuning, {c.qat_epochs} epoch(s)")
+        qat_model = tfmot.quantization_aware_finetune(
+            self.model, *self.split, self._finetune(c.qat_epochs, c.qat_learning_rate)
         )
+        return tfmot.qat_to_tflite(qat_model, self.io.value), {"finetune_epochs": c.qat_epochs}
 
-    if qat:
+    def pruned_model(self):
+        from fmnist_keras.export import tfmot
 
-        def make_qat():
-            log(f"Quantization-aware fine-tuning, {config.qat_epochs} epoch(s)")
+        if self._pruned is None:
+            c = self.config
+            self.log(f"Pruning to {self.sparsity:.0%} sparsity, {c.prune_epochs} epoch(s)")
+            self._pruned = tfmot.prune_finetune(
+                self.model, self.sparsity, *self.split, self._finetune(c.prune_epochs, c.prune_learning_rate, c.distill)
+            )
+        return self._pruned
+
+    def pruned(self, with_qat: bool = False) -> tuple[bytes, dict]:
+        from fmnist_keras.export import tfmot
+
+        c = self.config
+        if with_qat:  # pruning-preserving QAT keeps the zeros through fake quantization
             qat_model = tfmot.quantization_aware_finetune(
-                model, *split, finetune(config.qat_epochs, config.qat_learning_rate)
+                self.pruned_model(), *self.split, self._finetune(c.qat_epochs, c.qat_learning_rate), pruned=True
             )
-            return tfmot.qat_to_tflite(qat_model, io.value), {"finetune_epochs": config.qat_epochs}
+            model_bytes = tfmot.qat_to_tflite(qat_model, self.io.value)
+        else:
+            model_bytes = to_tflite(self.pruned_model(), Quantize.int8, self.io, self.representative)
+        sparsity = tfmot.kernel_sparsity(self.pruned_model())
+        return model_bytes, {"target_sparsity": self.sparsity, "kernel_sparsity": sparsity}
 
-        variants.append((tflite_filename(Quantize.int8, io, "qat"), "qat", make_qat))
+    def clustered(self, clusters: int) -> tuple[bytes, dict]:
+        """Clusters the pruned model when there is one (zeros are kept), else the float model."""
+        from fmnist_keras.export import tfmot
+
+        c = self.config
+        self.log(f"Clustering each kernel into {clusters} values, {c.cluster_epochs} epoch(s)")
+        base = self.pruned_model() if self.sparsity is not None else self.model
+        clustered = tfmot.cluster_finetune(
+            base, clusters, *self.split, self._finetune(c.cluster_epochs, c.cluster_learning_rate, c.distill),
+            teacher_model=self.model,  # the float model, not the pruned one
+        )  # fmt: skip
+        extra = {
+            "clusters": clusters,
+            "kernel_sparsity": tfmot.kernel_sparsity(clustered),
+            "kernel_distinct_values": tfmot.distinct_kernel_values(clustered),
+        }
+        if self.sparsity is not None:
+            extra["target_sparsity"] = self.sparsity
+        return to_tflite(clustered, Quantize.int8, self.io, self.representative), extra
+
+
+def int8_variants(
+    model,
+    *,
+    io: IODType,
+    representative: np.ndarray,
+    data,
+    training: dict | None,
+    config: ExportConfig,
+    qat: bool = False,
+    sparsity: float | None = None,
+    clusters: int | None = None,
+    log: Callable[[str], None] = print,
+) -> list[tuple[str, str, Callable[[], tuple[bytes, dict]]]]:
+    """(file name, method, maker) for each full-integer model asked for, in the order they are made."""
+    recipe = TrainConfig.from_dict(training["config"]) if training else TrainConfig()
+    needs_split = qat or sparsity is not None or clusters is not None
+    split = (
+        training_split(data, recipe.validation_split, recipe.seed, config.finetune_max_images) if needs_split else ()
+    )
+    build = Int8Build(model, io, representative, split, recipe, config, log, sparsity)
+    name = partial(tflite_filename, Quantize.int8, io)
+    variants = [(name(), "ptq", build.ptq)]
+    if qat:
+        variants.append((name("qat"), "qat", build.qat))
+    sparse_tag = f"sparse{round(sparsity * 100)}" if sparsity is not None else ""
     if sparsity is not None:
-        tag = f"sparse{round(sparsity * 100)}"
-        pruned = {}
-
-        def pruned_model():
-            if "model" not in pruned:
-                log(f"Pruning to {sparsity:.0%} sparsity, {config.prune_epochs} epoch(s)")
-                pruned["model"] = tfmot.prune_finetune(
-                    model, sparsity, *split, finetune(config.prune_epochs, config.prune_learning_rate, config.distill)
-                )
-            return pruned["model"]
-
-        def make_pruned():
-            if qat:  # pruning-preserving QAT keeps the zeros through fake quantization
-                qat_model = tfmot.quantization_aware_finetune(
-                    pruned_model(), *split, finetune(config.qat_epochs, config.qat_learning_rate), pruned=True
-                )
-                model_bytes = tfmot.qat_to_tflite(qat_model, io.value)
-            else:
-                model_bytes = to_tflite(pruned_model(), Quantize.int8, io, representative)
-            extra = {"target_sparsity": sparsity, "kernel_sparsity": tfmot.kernel_sparsity(pruned_model())}
-            return model_bytes, extra
-
-        name = tflite_filename(Quantize.int8, io, tag + ("_qat" if qat else ""))
-        variants.append((name, "qat+pruning" if qat else "ptq+pruning", make_pruned))
+        method = "qat+pruning" if qat else "ptq+pruning"
+        variants.append((name(sparse_tag + ("_qat" if qat else "")), method, partial(build.pruned, with_qat=qat)))
     if clusters is not None:
-        # Clusters the pruned model when there is one (zeros are kept), else the float model.
-        base = pruned_model if sparsity is not None else (lambda: model)
-
-        def make_clustered():
-            log(f"Clustering each kernel into {clusters} values, {config.cluster_epochs} epoch(s)")
-            clustered = tfmot.cluster_finetune(
-                base(),
-                clusters,
-                *split,
-                finetune(config.cluster_epochs, config.cluster_learning_rate, config.distill),
-                teacher_model=model,  # the float model, not the pruned one
-            )
-            extra = {
-                "clusters": clusters,
-                "kernel_sparsity": tfmot.kernel_sparsity(clustered),
-                "kernel_distinct_values": tfmot.distinct_kernel_values(clustered),
-            }
-            if sparsity is not None:
-                extra["target_sparsity"] = sparsity
-            return to_tflite(clustered, Quantize.int8, io, representative), extra
-
-        tag = (f"sparse{round(sparsity * 100)}_" if sparsity is not None else "") + f"c{clusters}"
         method = "ptq+pruning+clustering" if sparsity is not None else "ptq+clustering"
-        variants.append((tflite_filename(Quantize.int8, io, tag), method, make_clustered))
+        tag = f"{sparse_tag}_c{clusters}" if sparse_tag else f"c{clusters}"
+        variants.append((name(tag), method, partial(build.clustered, clusters)))
     return variants
