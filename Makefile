@@ -1,5 +1,5 @@
 # Two entry points, both self-contained on a fresh Debian/Ubuntu machine with Python 3.11:
-#   make demo   install everything, train the default model, export a verified int8 TFLite
+#   make demo   install everything, train the default model, export verified int8 and MediaPipe TFLite
 #   make test   install everything, lint, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
