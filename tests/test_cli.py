@@ -56,7 +56,10 @@ def test_info_shows_model_versions_devices_and_data(real_data_dir):
     assert "29,130" in result.output  # total params in the summary
     assert "tensorflow" in result.output and "keras" in result.output and "ai_edge_litert" in result.output
     assert "CPU" in result.output
-    assert "--strategy auto chooses default: 1 replica(s)" in result.output
+    from fmnist_keras.distribute import auto_strategy, num_gpus
+
+    # What auto chooses depends on the machine's GPUs; the line must say that choice.
+    assert f"--strategy auto chooses {auto_strategy(num_gpus()).value}:" in result.output
     assert f"found in {real_data_dir}" in result.output
 
 

@@ -144,7 +144,7 @@ def test_flex_ops_are_caught():
     assert any("Flex (SELECT_TF_OPS) op FlexImageProjectiveTransformV3" in p for p in problems)
 
 
-def test_unknown_converter_mode_raises(model_copy):
+def test_unknown_converter_mode_raises():
     from fmnist_keras.export.converters import to_tflite
 
     with pytest.raises(ValueError):

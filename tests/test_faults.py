@@ -311,6 +311,7 @@ def test_every_command_checks_the_model_contract_first(make, expected, command, 
 
 
 def test_a_full_disk_during_training_is_one_line_and_leaves_no_state(tmp_path, monkeypatch):
+    """Guards train._checkpoint_callback, which overrides Keras 3.15's private BackupAndRestore._save_model."""
     import shutil
 
     from fmnist_keras import train
