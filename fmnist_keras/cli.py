@@ -257,17 +257,6 @@ def export(
         prune_epochs=prune_epochs,
         cluster_epochs=cluster_epochs,
     )
-    command = (
-        f"fmnist export --model {model} --quantize {quantize.value}"
-        + (f" --io {io.value}" if io else "")
-        + (f" --target {target.value}" if target is not Target.tflite else "")
-        + f" --output {output} --calibration-samples {calibration_samples}"
-        + f" --max-accuracy-drop {max_accuracy_drop:g} --seed {seed}"
-        + (f" --qat --qat-epochs {qat_epochs}" if qat else "")
-        + (f" --sparsity {sparsity:g} --prune-epochs {prune_epochs}" if sparsity is not None else "")
-        + (f" --clusters {clusters} --cluster-epochs {cluster_epochs}" if clusters is not None else "")
-        + (f" --data-dir {data_dir}" if data_dir else "")
-    )
     import_tensorflow_quietly()
     from fmnist_keras.export.pipeline import export_and_validate
     from fmnist_keras.export.report import terminal_summary
@@ -284,7 +273,6 @@ def export(
             qat=qat,
             sparsity=sparsity,
             clusters=clusters,
-            command=command,
             log=typer.echo,
         )
     except FmnistError as error:

@@ -34,6 +34,7 @@ def test_int8_export_is_verified_deployable_and_published(model_copy, tmp_path, 
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] and report["test_images"] == 10_000
     assert report["calibration"]["samples"] == 500
+    assert report["command"].startswith(f"fmnist export --model {model_copy} --quantize int8 --io int8 --output {out}")
     artifacts = _by_name(report)
     assert set(artifacts) == {"model.keras", "saved_model", "model_float32.tflite", "model_int8.tflite"}
     assert artifacts["saved_model"]["max_abs_logit_diff"] <= 1e-4

@@ -30,6 +30,8 @@ def test_the_real_client_classifies_the_published_file(mediapipe_export, fmnist)
     report = json.loads((out / "report.json").read_text())
     row = next(a for a in report["artifacts"] if a["name"] == MEDIAPIPE_FILE)
     assert row["runtime"].startswith("MediaPipe Tasks ImageClassifier") and not row["failures"]
+    # The recorded command reproduces the export: --io contradicts --target mediapipe, so it is left out.
+    assert "--quantize int8 --target mediapipe" in report["command"] and "--io" not in report["command"]
     assert "MediaPipe Tasks ImageClassifier" in output
     model_bytes = (out / MEDIAPIPE_FILE).read_bytes()
 

@@ -154,7 +154,6 @@ def export_and_validate(
     qat: bool = False,
     sparsity: float | None = None,
     clusters: int | None = None,
-    command: str = "",
     log=print,
 ) -> dict:
     """Write SavedModel + float32 TFLite (+ the `quantize` variant) into `output`,
@@ -201,7 +200,11 @@ def export_and_validate(
             "failures": failures,
             "warnings": warnings,
             "files": files,
-            **_provenance(model_path, command, data, config, representative if quantize is Quantize.int8 else None),
+            **_provenance(
+                model_path, _command_line(model_path, output, quantize, io, target, config, qat, sparsity, clusters,
+                                          data_dir),  # fmt: skip
+                data, config, representative if quantize is Quantize.int8 else None,
+            ),
             **_model_facts(model, reference, labels),
             "artifacts": artifacts,
             "micro": micro,
@@ -238,6 +241,21 @@ def _stage_mediapipe(model, model_path, representative, staged, data, reference,
     version = f"{__version__}+{file_sha256(model_path)[:12]}"  # names the trained model, too
     labels = data.y_test.astype(np.int64)
     return stage_mediapipe(model, representative, staged, data.x_test, reference, labels, config, version)
+
+
+def _command_line(model_path, output, quantize, io, target, config, qat, sparsity, clusters, data_dir) -> str:
+    """The `fmnist export` command that reproduces this report (every option that shapes it)."""
+    return (
+        f"fmnist export --model {model_path} --quantize {quantize.value}"
+        + (f" --io {io.value}" if quantize is Quantize.int8 and target is Target.tflite else "")
+        + (f" --target {target.value}" if target is not Target.tflite else "")
+        + f" --output {output} --calibration-samples {config.calibration_samples}"
+        + f" --max-accuracy-drop {config.max_accuracy_drop:g} --seed {config.seed}"
+        + (f" --qat --qat-epochs {config.qat_epochs}" if qat else "")
+        + (f" --sparsity {sparsity:g} --prune-epochs {config.prune_epochs}" if sparsity is not None else "")
+        + (f" --clusters {clusters} --cluster-epochs {config.cluster_epochs}" if clusters is not None else "")
+        + (f" --data-dir {data_dir}" if data_dir else "")
+    )
 
 
 def _provenance(model_path, command: str, data, config: ExportConfig, representative) -> dict:
