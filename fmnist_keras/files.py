@@ -123,6 +123,7 @@ def clean_up(folder: Path) -> None:
         try:
             plan = json.loads(journal.read_text())
             pid = int(plan["pid"])
+            plan = {"pid": pid, **{k: plan[k] for k in ("staged", "backup", "names", "old")}}
         except (OSError, ValueError, KeyError, TypeError):
             raise OutputError(
                 f"{journal} is unreadable; a publish into {folder} was interrupted. Check the folder's files, "
@@ -130,8 +131,14 @@ def clean_up(folder: Path) -> None:
             ) from None
         if pid != os.getpid() and _pid_alive(pid):
             raise OutputError(f"another fmnist process (pid {pid}) is publishing to {folder}; wait for it to finish")
-        _roll_back(folder, plan)
-        journal.unlink()
+        try:
+            _roll_back(folder, plan)
+            journal.unlink()
+        except OSError as exc:
+            raise OutputError(
+                f"could not undo the publish interrupted in {folder} ({os_error_text(exc)}: {exc.filename}); "
+                f"its old files are in {folder / plan['backup']}"
+            ) from None
     for path in folder.glob(".*"):
         for prefix in (STAGING_PREFIX, BACKUP_PREFIX):
             pid = _owner_pid(path.name, prefix) if path.name.startswith(prefix) else None

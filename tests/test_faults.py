@@ -432,3 +432,9 @@ def test_option_extremes_are_usage_errors(args, tmp_path):
     assert result.exit_code == 2, result.output
     assert "Invalid value" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_journal_is_reported_not_guessed_at(tmp_path):
+    (tmp_path / files.JOURNAL).write_text('{"pid": 1}')  # cut short: no plan to undo
+    with pytest.raises(OutputError, match="is unreadable; a publish into"):
+        files.clean_up(tmp_path)
