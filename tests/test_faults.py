@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -438,3 +439,25 @@ def test_a_damaged_journal_is_reported_not_guessed_at(tmp_path):
     (tmp_path / files.JOURNAL).write_text('{"pid": 1}')  # cut short: no plan to undo
     with pytest.raises(OutputError, match="is unreadable; a publish into"):
         files.clean_up(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((10_000, 10_000), "10000x10000 is over 50 megapixels; refused unread"),  # Pillow warns above 89 Mpx
+        ((15_000, 13_000), "over 50 megapixels; refused unread (a decompression bomb?)"),  # Pillow refuses above 179
+    ],
+)
+def test_a_decompression_bomb_is_named_and_pillow_stays_quiet(size, expected, tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    from fmnist_keras.images import ImageError, load_image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", size).save(bomb)  # a few hundred KB on disk
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a leaked DecompressionBombWarning would fail here
+        with pytest.raises(ImageError, match=re.escape(expected)):
+            load_image(bomb)
