@@ -11,21 +11,44 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
+def _native_stderr_to(fd: int) -> Iterator[None]:
+    """File descriptor 2 (where C code writes) points at `fd` inside the block."""
     sys.stderr.flush()
     saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    os.dup2(fd, 2)
     try:
         yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with _native_stderr_to(devnull):
+            yield
+    finally:
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[list[str]]:
+    """The lines C code writes to stderr inside the block, in the yielded list once it ends."""
+    lines: list[str] = []
+    with tempfile.TemporaryFile(mode="w+") as capture:
+        try:
+            with _native_stderr_to(capture.fileno()):
+                yield lines
+        finally:
+            capture.seek(0)
+            lines.extend(capture.read().splitlines())
 
 
 def import_tensorflow_quietly() -> None:

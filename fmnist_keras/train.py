@@ -102,7 +102,9 @@ def _check_checkpoint(backup: Path, log) -> None:
     problem = _checkpoint_problem(backup, weights, metadata)
     if problem is None:
         return
-    previous_ok = (backup / previous_weights).exists() and not _checkpoint_problem(backup, *CHECKPOINTS[1])
+    previous_ok = (backup / previous_weights).exists() and not _checkpoint_problem(
+        backup, previous_weights, previous_metadata
+    )
     if previous_ok:
         log(f"note: the last checkpoint is damaged ({problem}); resuming from the one before it")
         shutil.copyfile(backup / previous_weights, backup / weights)

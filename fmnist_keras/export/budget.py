@@ -11,16 +11,12 @@ MCU: the figure is an upper bound there.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
-import sys
-import tempfile
-from collections.abc import Iterator
 
 import numpy as np
 
+from fmnist_keras.quiet import native_stderr_captured, native_stderr_silenced
 from fmnist_keras.runners import micro_interpreter
 
 # Headroom over the recorded arena for another TFLM version's alignment and bookkeeping.
@@ -30,26 +26,9 @@ _PROBE_ARENA = 512 * 1024  # far more than this model needs; the recording says 
 _BISECT_STEP = 16  # TFLM aligns its allocations to 16 bytes
 
 
-@contextlib.contextmanager
-def _native_stderr_captured() -> Iterator[list[str]]:
-    """Collect what C code writes to file descriptor 2 (TFLM prints its allocations there)."""
-    lines: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+") as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines.extend(capture.read().splitlines())
-
-
 def runs_with_arena(model_bytes: bytes, arena_size: int) -> bool:
     """Whether TFLM allocates the model in `arena_size` bytes and runs one (blank) image."""
-    with _native_stderr_captured():  # TFLM explains each failed allocation on stderr
+    with native_stderr_silenced():  # TFLM explains each failed allocation on stderr
         try:
             interpreter = micro_interpreter(model_bytes, arena_size)
             detail = interpreter.get_input_details(0)
@@ -66,7 +45,7 @@ def recorded_arena(model_bytes: bytes) -> int:
     detail = interpreter.get_input_details(0)
     interpreter.set_input(np.zeros(detail["shape"], dtype=detail["dtype"]), 0)
     interpreter.invoke()
-    with _native_stderr_captured() as lines:
+    with native_stderr_captured() as lines:
         interpreter.print_allocations()
     for line in lines:
         match = re.search(r"Arena allocation total (\d+) bytes", line)

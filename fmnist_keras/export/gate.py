@@ -14,20 +14,26 @@ def nonfinite_count(logits: np.ndarray) -> int:
     return int(np.sum(~np.isfinite(logits)))
 
 
-def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, drop vs the reference (percentage points), top-1 agreement, max |logit diff|."""
+def compare_classes(predicted: np.ndarray, expected: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy, drop vs the reference's predictions (percentage points) and top-1 agreement."""
     from fmnist_keras.evaluate import compare_predictions
 
-    predicted, expected = logits.argmax(axis=1), reference.argmax(axis=1)
     accuracy = float(np.mean(predicted == labels))
     reference_accuracy = float(np.mean(expected == labels))
-    nonfinite = nonfinite_count(logits) + nonfinite_count(reference)
     agreement = compare_predictions(predicted, expected, labels)
     return {
         "accuracy": accuracy,
         "accuracy_drop_points": round((reference_accuracy - accuracy) * 100, 4),
         "agreement": agreement["agreement"],
         "disagreements": agreement["disagreements"],
+    }
+
+
+def compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
+    """compare_classes of the logits' top classes, plus the max |logit diff| and the non-finite count."""
+    nonfinite = nonfinite_count(logits) + nonfinite_count(reference)
+    return {
+        **compare_classes(logits.argmax(axis=1), reference.argmax(axis=1), labels),
         "max_abs_logit_diff": None if nonfinite else float(np.max(np.abs(logits - reference))),
         "nonfinite_logits": nonfinite_count(logits),
     }

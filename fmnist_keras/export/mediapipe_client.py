@@ -236,12 +236,12 @@ def stage_mediapipe(model, representative, staged, x_test, reference, labels, co
 def mediapipe_entry(model_bytes: bytes, reference: np.ndarray, labels: np.ndarray, images, config) -> dict:
     """Verify the file with the real client and build its report row; every check failed is a failure."""
     from fmnist_keras.data import CLASS_NAMES
+    from fmnist_keras.export.gate import compare_classes, gate_failures
     from fmnist_keras.export.op_checks import deployability_problems, op_names
     from fmnist_keras.export.variants import gzip_size
     from fmnist_keras.runners import io_details
 
     expected = reference.argmax(axis=1)
-    reference_accuracy = float(np.mean(expected == labels))
     big_index = int(np.flatnonzero(expected == labels)[0])  # a picture the float model gets right
     entry = {"name": MEDIAPIPE_FILE, "format": "tflite", "quantize": "int8", "method": "ptq", "runtime": RUNTIME,
              "output": "probabilities", "size_bytes": len(model_bytes), "gzip_bytes": gzip_size(model_bytes),
@@ -254,16 +254,11 @@ def mediapipe_entry(model_bytes: bytes, reference: np.ndarray, labels: np.ndarra
         raise
     except Exception as exc:  # noqa: BLE001 - MediaPipe raises its own types, with the reason
         failures.append(f"MediaPipe rejected the file: {first_line(exc)}")
-        return {**entry, "accuracy": 0.0, "accuracy_drop_points": round(reference_accuracy * 100, 4),
-                "agreement": 0.0, "disagreements": len(labels), "failures": failures}  # fmt: skip
-    from fmnist_keras.evaluate import compare_predictions
-
+        nothing = np.full_like(expected, -1)  # no class for any image
+        return {**entry, **compare_classes(nothing, expected, labels), "failures": failures}
     predicted = result["predicted"]
-    agreement = compare_predictions(predicted, expected, labels)
-    accuracy = float(np.mean(predicted == labels))
-    drop = round((reference_accuracy - accuracy) * 100, 4)
-    if not drop <= config.max_accuracy_drop:
-        failures.append(f"accuracy through MediaPipe drops {drop:.2f} points > {config.max_accuracy_drop:g} allowed")
+    metrics = compare_classes(predicted, expected, labels)
+    failures += gate_failures({**entry, **metrics}, exact=False, max_accuracy_drop=config.max_accuracy_drop)
     wrong_names = sum(name != CLASS_NAMES[i] for i, name in zip(predicted, result["names"], strict=True))
     if wrong_names:
         failures.append(f"{wrong_names:,} results carry a category_name that is not their class's name")
@@ -275,10 +270,7 @@ def mediapipe_entry(model_bytes: bytes, reference: np.ndarray, labels: np.ndarra
         )
     return {
         **entry,
-        "accuracy": accuracy,
-        "accuracy_drop_points": drop,
-        "agreement": agreement["agreement"],
-        "disagreements": agreement["disagreements"],
+        **metrics,
         "named_results": len(predicted) - wrong_names,
         "big_picture": {"test_image": big_index, "side": BIG_SIDE, "category_name": big_name},
         "failures": failures,

@@ -191,7 +191,8 @@ def export_and_validate(
         staged_artifacts, micro = _stage_and_verify(model, variants, staged, data, reference, labels, config, log)
         artifacts += staged_artifacts
         if target is Target.mediapipe:
-            artifacts.append(_stage_mediapipe(model, model_path, representative, staged, data, reference, config, log))
+            artifacts.append(_stage_mediapipe(model, model_path, representative, staged, data, reference, labels,
+                                              config, log))  # fmt: skip
         files = sorted({a["name"] for a in artifacts[1:]} | {"labels.txt"} | set(REPORT_FILES)
                        | ({"model_int8.h", "model_int8.cc"} if micro else set()))  # fmt: skip
         failures = [f"{a['name']}: {f}" for a in artifacts + ([micro] if micro else []) for f in a["failures"]]
@@ -232,14 +233,13 @@ def _variants(model, quantize, io, representative, data, training, config, qat, 
     return [("model_float32.tflite", "none", lambda: (to_tflite(model, Quantize.none), {})), *extra]
 
 
-def _stage_mediapipe(model, model_path, representative, staged, data, reference, config, log) -> dict:
+def _stage_mediapipe(model, model_path, representative, staged, data, reference, labels, config, log) -> dict:
     from fmnist_keras import __version__
     from fmnist_keras.export.mediapipe_client import MEDIAPIPE_FILE, RUNTIME, stage_mediapipe
     from fmnist_keras.model_file import file_sha256
 
     log(f"Converting {MEDIAPIPE_FILE} and verifying it with {RUNTIME}")
     version = f"{__version__}+{file_sha256(model_path)[:12]}"  # names the trained model, too
-    labels = data.y_test.astype(np.int64)
     return stage_mediapipe(model, representative, staged, data.x_test, reference, labels, config, version)
 
 
