@@ -33,6 +33,7 @@ def build_model(
     batch_size: int | None = None,
     rescale: bool = True,
     dtype_policy: str | None = None,
+    fused_batch_norm: bool = False,
 ):
     """Build the network with `keras` (Keras 3 by default; `tf_keras` for tfmot).
 
@@ -42,10 +43,15 @@ def build_model(
     caller then folds 1/255 into conv1's kernel, keeping the 0..255 contract.
     `dtype_policy` (e.g. "mixed_bfloat16") sets every layer's compute dtype
     except the logits, which stay float32 so the loss and softmax are exact.
+    `fused_batch_norm` trains BatchNorm with TensorFlow's fused kernel (Keras 3
+    only; see fmnist_keras/fused.py); the weights are the same.
     """
     if keras is None:
         import keras
     layers = keras.layers
+    batch_norm = layers.BatchNormalization
+    if fused_batch_norm:
+        from fmnist_keras.fused import FusedBatchNormalization as batch_norm
     # Per-layer policies rather than Keras's global one: nothing else in the process changes.
     dt = {"dtype": dtype_policy} if dtype_policy else {}
     # PyTorch's BatchNorm2d defaults, as in the article's code (Keras's own are 0.99 / 1e-3).
@@ -54,12 +60,12 @@ def build_model(
     x = layers.Rescaling(1.0 / 255.0, name="rescale", **dt)(inputs) if rescale else inputs
     # Block 1: 5x5 conv, 16 filters, stride 1, padding 2 ("same") -> 28x28x16 -> 14x14x16
     x = layers.Conv2D(16, 5, strides=1, padding="same", name="conv1", **dt)(x)
-    x = layers.BatchNormalization(**bn, name="bn1", **dt)(x)
+    x = batch_norm(**bn, name="bn1", **dt)(x)
     x = layers.ReLU(name="relu1", **dt)(x)
     x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool1", **dt)(x)
     # Block 2: 5x5 conv, 32 filters -> 14x14x32 -> 7x7x32
     x = layers.Conv2D(32, 5, strides=1, padding="same", name="conv2", **dt)(x)
-    x = layers.BatchNormalization(**bn, name="bn2", **dt)(x)
+    x = batch_norm(**bn, name="bn2", **dt)(x)
     x = layers.ReLU(name="relu2", **dt)(x)
     x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool2", **dt)(x)
     x = layers.Flatten(name="flatten", **dt)(x)

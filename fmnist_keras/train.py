@@ -182,7 +182,7 @@ def train_and_evaluate(
     state_name = STATE_DIR if task is None or task.is_chief else f"{STATE_DIR}-{task.task_type}-{task.task_index}"
     state = _prepare_state(config, workdir, overwrite, log, name=state_name)
     with _state_guard(state, workdir):
-        plan = _plan_run(config, kind, tf_config, cluster_timeout, dataset, log)
+        plan = plan_run(config, kind, tf_config, cluster_timeout, dataset, log)
         model, losses = _fit(config, plan, state, verbose)
         _raise_if_diverged(model, losses, state, plan.peak_lr)
         distribution = _distribution(plan, task)
@@ -196,7 +196,7 @@ def train_and_evaluate(
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """Where and how a run trains: devices, compute dtype, data split, batch and schedule sizes."""
 
     placement: object  # distribute.Placement
@@ -208,7 +208,7 @@ class _Plan:
     warmup: int  # steps
 
 
-def _plan_run(config: TrainConfig, kind: Strategy, tf_config, cluster_timeout: int, dataset, log) -> _Plan:
+def plan_run(config: TrainConfig, kind: Strategy, tf_config, cluster_timeout: int, dataset, log) -> Plan:
     import keras
     import tensorflow as tf
 
@@ -233,10 +233,10 @@ def _plan_run(config: TrainConfig, kind: Strategy, tf_config, cluster_timeout: i
             f"peak learning rate {peak_lr:g} = {config.learning_rate:g} x {placement.replicas} "
             f"(linear scaling, {warmup} warm-up steps) | compute dtype {policy or 'float32'}"
         )
-    return _Plan(placement, policy, split, global_batch, peak_lr, steps, warmup)
+    return Plan(placement, policy, split, global_batch, peak_lr, steps, warmup)
 
 
-def _compiled_model(config: TrainConfig, plan: _Plan):
+def compiled_model(config: TrainConfig, plan: Plan):
     """The article's network with Adam, warm-up then cosine decay, label-smoothed cross-entropy."""
     import keras
 
@@ -251,17 +251,29 @@ def _compiled_model(config: TrainConfig, plan: _Plan):
     optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None)
     if plan.policy == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model = build_model(dtype_policy=plan.policy)
+    model = build_model(dtype_policy=plan.policy, fused_batch_norm=True)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=False,  # XLA is about 2x slower for this model on CPU
+        steps_per_execution=_steps_per_execution(plan),
     )
     return model
 
 
-def _fit(config: TrainConfig, plan: _Plan, state: Path, verbose) -> tuple[object, list[float]]:
+# Training steps per call into TensorFlow's graph: fewer Python round trips per epoch.
+# On a 2-core AVX-512 EPYC, 16 took an epoch at batch 64 from 9.4 s to 8.1-8.5 s.
+STEPS_PER_EXECUTION = 16
+
+
+def _steps_per_execution(plan: Plan) -> int:
+    # Keras 3.15's multi-step loop fails under MirroredStrategy (InvalidArgumentError in its
+    # while loop), and multi-worker runs through a workaround of ours: one step per call there.
+    return STEPS_PER_EXECUTION if plan.placement.replicas == 1 and plan.placement.task is None else 1
+
+
+def _fit(config: TrainConfig, plan: Plan, state: Path, verbose) -> tuple[object, list[float]]:
     """Train (or resume from the state's checkpoint); returns the model and the losses of the epochs run."""
     import keras
 
@@ -269,7 +281,7 @@ def _fit(config: TrainConfig, plan: _Plan, state: Path, verbose) -> tuple[object
 
     x_train, y_train, x_val, y_val = plan.split
     with plan.placement.strategy.scope():
-        model = _compiled_model(config, plan)
+        model = compiled_model(config, plan)
         # The log row is written before the checkpoint: a kill between the two repeats the
         # epoch (and _read_log keeps its last row) instead of losing its row.
         callbacks = [
@@ -303,7 +315,7 @@ def _raise_if_diverged(model, losses: list[float], state: Path, peak_lr: float) 
         )
 
 
-def _distribution(plan: _Plan, task) -> dict:
+def _distribution(plan: Plan, task) -> dict:
     placement = plan.placement
     distribution = {
         "strategy": placement.kind.value,
@@ -318,7 +330,7 @@ def _distribution(plan: _Plan, task) -> dict:
     return distribution
 
 
-def _evaluate(model, config: TrainConfig, plan: _Plan, dataset, state: Path, distribution: dict, started: float):
+def _evaluate(model, config: TrainConfig, plan: Plan, dataset, state: Path, distribution: dict, started: float):
     """The published float32 model, its log rows and metrics.json's content (the test set, once)."""
     from fmnist_keras.model import build_model
     from fmnist_keras.runners import keras_logits

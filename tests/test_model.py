@@ -72,3 +72,51 @@ def test_architecture_and_macs_are_read_off_the_layers():
     )
     assert macs_per_layer(model) == {"conv1": 313_600, "conv2": 2_508_800, "logits": 15_680}
     assert macs_per_image() == 2_838_080
+
+
+def test_fused_batchnorm_trains_like_keras_batchnorm():
+    """Training runs BatchNorm as one fused op (fmnist_keras/fused.py); it must be the same layer maths."""
+    import keras
+    import tensorflow as tf
+
+    from fmnist_keras.fused import FusedBatchNormalization
+
+    x = tf.random.stateless_normal([64, 14, 14, 16], [1, 2]) * 3 + 1
+    plain = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    fused = FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    for layer in (plain, fused):
+        layer.build(x.shape)
+        layer.gamma.assign(tf.random.stateless_normal([16], [3, 4]))
+        layer.beta.assign(tf.random.stateless_normal([16], [5, 6]))
+    results = []
+    for layer in (plain, fused):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        results.append((y, tape.gradient(loss, [x, layer.gamma, layer.beta])))
+    (y_plain, grads_plain), (y_fused, grads_fused) = results
+    # Float32 sums in another order: differences of a few ulps of values of order 1-10, so
+    # 1e-4 holds on any CPU; a wrong formula (variance, epsilon, scale) is off by far more.
+    np.testing.assert_allclose(y_fused, y_plain, atol=1e-4)
+    for g_fused, g_plain in zip(grads_fused, grads_plain, strict=True):
+        np.testing.assert_allclose(g_fused, g_plain, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(fused.moving_mean, plain.moving_mean, atol=1e-5)
+    # The fused op updates the moving variance with the unbiased batch variance (as PyTorch does):
+    # n/(n-1) with n = 64*14*14 images*positions, on a 0.1 share of a variance of about 9.
+    n = 64 * 14 * 14
+    expected = 0.9 * 1.0 + 0.1 * (np.asarray(plain.moving_variance) - 0.9) / 0.1 * n / (n - 1)
+    np.testing.assert_allclose(fused.moving_variance, expected, rtol=1e-5)
+    # Inference is Keras's own code path: with the same statistics, the very same numbers.
+    fused.moving_mean.assign(plain.moving_mean)
+    fused.moving_variance.assign(plain.moving_variance)
+    np.testing.assert_array_equal(fused(x, training=False), plain(x, training=False))
+
+
+def test_training_model_is_fused_and_the_published_one_plain():
+    trained = build_model(fused_batch_norm=True)
+    assert [type(layer).__name__ for layer in trained.layers if "bn" in layer.name] == ["FusedBatchNormalization"] * 2
+    plain = build_model()
+    plain.set_weights(trained.get_weights())  # what training publishes: same variables, Keras's own layers
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(plain(pixels, training=False), trained(pixels, training=False))

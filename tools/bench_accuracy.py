@@ -1,8 +1,12 @@
-"""Full-accuracy benchmark: the default `fmnist train`, once per seed, on the real data.
+"""Full-accuracy benchmark: the default `fmnist train`, once per seed, against the article's time budget.
 
 Each seed trains with every default from fmnist_keras.config (only --seed and
 --output change) in a fresh process, exactly as a user would run it, and the
-script prints test accuracy and wall time per seed plus mean and spread.
+script prints test accuracy and wall time per seed plus mean and spread. Then,
+on the same machine, the article's PyTorch loop trains 20 epochs at batch 64 on
+all 60,000 images (tools/torch_reference.py, in its own process): its wall time
+is the budget a default run must fit in. Without PyTorch
+(`pip install -e '.[bench]'`) the budget line says so.
 
     python tools/bench_accuracy.py --seeds 0 1 2
 """
@@ -19,6 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from fmnist_keras.versions import cpu_description, installed_version
+
+TOOLS = Path(__file__).parent
+
+
+def _timed(command: list[str]) -> float:
+    """Wall seconds of a fresh process, interpreter and framework start-up included."""
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,14 +42,14 @@ def main() -> None:
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
-    results = []
+    results, walls = [], []
+    print(cpu_description())
     print(f"{'seed':>4}  {'test acc':>8}  {'best val':>8}  {'epochs':>6}  {'wall s':>7}  command")
     for seed in args.seeds:
         out = root / f"seed{seed}"
         command = ["fmnist", "train", "--seed", str(seed), "--output", str(out), "--overwrite"]
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "fmnist_keras", *command[1:]], check=True, capture_output=True)
-        wall = time.perf_counter() - started  # includes interpreter and TensorFlow start-up
+        wall = _timed([sys.executable, "-m", "fmnist_keras", *command[1:]])
+        walls.append(wall)
         metrics = json.loads((out / "metrics.json").read_text())
         results.append(metrics["test_accuracy"])
         print(
@@ -44,8 +59,19 @@ def main() -> None:
         )
     spread = statistics.stdev(results) if len(results) > 1 else 0.0
     print(f"mean {statistics.mean(results):.2%}  min {min(results):.2%}  max {max(results):.2%}  std {spread:.2%}")
+    _print_budget(max(walls))
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _print_budget(slowest: float) -> None:
+    if not installed_version("torch"):
+        print("budget: PyTorch is not installed (pip install -e '.[bench]'), so the article's 20 epochs were not timed")
+        return
+    budget = _timed([sys.executable, str(TOOLS / "torch_reference.py"), "--epochs", "20", "--batch-size", "64"])
+    verdict = "fits" if slowest <= budget else "does NOT fit"
+    print(f"budget: the article's PyTorch loop, 20 epochs at batch 64 on 60,000 images, took {budget:.0f} s; "
+          f"the slowest default run took {slowest:.0f} s ({slowest / budget:.0%}): {verdict}")  # fmt: skip
 
 
 if __name__ == "__main__":

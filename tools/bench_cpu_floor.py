@@ -3,7 +3,8 @@
 Compiles tools/cpu_peak.c with the system C compiler and runs it: register-only
 loops of independent multiply-accumulate instructions measure one core's peak
 int8 rate (AVX2 vpmaddubsw + vpmaddwd, the fastest exact int8 dot product
-without VNNI; AVX-512 VNNI when the CPU has it) and float32 rate (FMA). The
+without VNNI; AVX-512 VNNI when the CPU has it) and float32 rate (256-bit FMA;
+512-bit FMA when the CPU has AVX-512, since XNNPACK and oneDNN use it there). The
 floor is the model's multiply-accumulates per image divided by that peak: no
 kernel on this core, at one thread, can run the model faster. With a
 `fmnist bench` JSON file, prints each 1-thread .tflite p50 as a fraction of
@@ -24,15 +25,9 @@ import tempfile
 from pathlib import Path
 
 from fmnist_keras.model import macs_per_image
+from fmnist_keras.versions import cpu_description
 
 SOURCE = Path(__file__).with_name("cpu_peak.c")
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.machine()
 
 
 def measure_peaks() -> dict:
@@ -73,9 +68,11 @@ def main() -> None:
 
     peaks = measure_peaks()
     macs = macs_per_image()  # read off the model's layers
+    # The floor uses the fastest instructions this CPU has: a kernel may use any of them.
     int8_peak = max(peaks.get("int8_avx512vnni_gmacs", 0.0), peaks["int8_avx2_gmacs"])
-    floors = {"int8": macs / int8_peak / 1e3, "float32": macs / peaks["f32_fma_gmacs"] / 1e3}
-    print(f"CPU: {cpu_name()}, one core")
+    f32_peak = max(peaks.get("f32_avx512_gmacs", 0.0), peaks["f32_fma_gmacs"])
+    floors = {"int8": macs / int8_peak / 1e3, "float32": macs / f32_peak / 1e3}
+    print(f"CPU: {cpu_description()}; peaks of one core")
     for name, rate in peaks.items():
         print(f"  peak {name.removesuffix('_gmacs'):<16} {rate:8.1f} GMAC/s")
     print(f"model: {macs:,} multiply-accumulates per image")

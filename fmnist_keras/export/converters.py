@@ -74,7 +74,6 @@ def to_tflite(
     `representative` (float32 raw 0..255 training pixels in the model's input shape)
     is required for int8. `io` other than float32 applies to int8 only.
     """
-    import tensorflow as tf
 
     quantize, io = Quantize(quantize), IODType(io)  # unknown values raise ValueError
     if io is not IODType.float32 and quantize is not Quantize.int8:
@@ -83,13 +82,27 @@ def to_tflite(
     # which from_concrete_functions(..., model) does not.
     with tempfile.TemporaryDirectory(prefix="fmnist-convert-") as tmp:
         export_saved_model(model, Path(tmp), batch_size=1, output_name=output_name)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        return _convert(converter, quantize, io, representative, tuple(model.inputs[0].shape[1:]))
+        if representative is not None:  # any layout of whole images, in the model's input shape
+            representative = np.asarray(representative, np.float32).reshape(-1, *model.inputs[0].shape[1:])
+        return saved_model_to_tflite(Path(tmp), quantize, io, representative)
 
 
-def _convert(converter, quantize: Quantize, io: IODType, representative: np.ndarray | None, shape) -> bytes:
+def saved_model_to_tflite(
+    saved_model: Path,
+    quantize: Quantize,
+    io: IODType,
+    representative: np.ndarray | None = None,
+    *,
+    ranges_learned: bool = False,
+) -> bytes:
+    """The converter settings of every .tflite we ship: builtin ops only; int8 is full-integer.
+
+    int8 calibrates its ranges on `representative` images, unless the model learned
+    them (`ranges_learned`: quantization-aware training's fake-quant nodes).
+    """
     import tensorflow as tf
 
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize is Quantize.float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -97,12 +110,10 @@ def _convert(converter, quantize: Quantize, io: IODType, representative: np.ndar
     elif quantize is Quantize.dynamic:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize is Quantize.int8:
-        if representative is None or len(representative) == 0:
-            raise ValueError("int8 quantization needs representative training images")
-        samples = np.asarray(representative, dtype=np.float32).reshape(-1, 1, *shape)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([s] for s in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if not ranges_learned:
+            converter.representative_dataset = _calibration_samples(representative)
         if io is not IODType.float32:
             converter.inference_input_type = tf.int8 if io is IODType.int8 else tf.uint8
             converter.inference_output_type = converter.inference_input_type
@@ -110,6 +121,13 @@ def _convert(converter, quantize: Quantize, io: IODType, representative: np.ndar
 
     with native_stderr_silenced():  # the converter prints its settings from C++
         return bytes(converter.convert())
+
+
+def _calibration_samples(representative: np.ndarray | None):
+    if representative is None or len(representative) == 0:
+        raise ValueError("int8 quantization needs representative training images")
+    samples = np.asarray(representative, dtype=np.float32)
+    return lambda: ([sample[np.newaxis]] for sample in samples)  # batch 1, as the file will run
 
 
 def export_saved_model(model, path: Path, batch_size: int | None = None, output_name: str = "logits") -> None:

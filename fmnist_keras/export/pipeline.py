@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -168,44 +169,31 @@ def export_and_validate(
     from fmnist_keras.runners import keras_logits
 
     started = time.perf_counter()
-    quantize, target = Quantize(quantize), Target(target)
-    io = None if io is None else IODType(io)
-    check_export_options(quantize, io, target, qat, sparsity, clusters)
-    io = IODType.float32 if quantize is not Quantize.int8 else io or IODType.int8
-    model = load_trained_model(model_path)  # a bad model or bad data fails before any folder is made
+    request = _Request.checked(model_path, output, quantize, io, target, config, qat, sparsity, clusters, data_dir)
+    model = load_trained_model(request.model_path)  # a bad model or bad data fails before any folder is made
     data = load_data(data_dir)
-    training = read_training_metrics(Path(model_path).parent / "metrics.json")
-    if quantize is Quantize.int8 and representative is None:
+    training = read_training_metrics(request.model_path.parent / "metrics.json")
+    if request.quantize is Quantize.int8 and representative is None:
         representative = calibration_images(data.x_train, data.y_train, config.calibration_samples, config.seed)
     labels = data.y_test.astype(np.int64)
 
     log(f"Verifying on {len(labels):,} test images from {data.source}")
     reference = keras_logits(model, data.x_test)
-    size = Path(model_path).stat().st_size
-    artifacts = [_entry(Path(model_path).name, "keras", size, reference, reference, labels)]
+    size = request.model_path.stat().st_size
+    artifacts = [_entry(request.model_path.name, "keras", size, reference, reference, labels)]
     warnings = _float_model_warnings(artifacts[0]["accuracy"], log)
-    variants = _variants(model, quantize, io, representative, data, training, config, qat, sparsity, clusters, log)
+    variants = _variants(model, request, representative, data, training, log)
 
     retry = "nothing was published; free some space, or pass --output elsewhere"
-    with output_folder(Path(output)) as output, full_disk_reported(output, retry), staging_dir(output) as staged:
+    with output_folder(request.output) as output, full_disk_reported(output, retry), staging_dir(output) as staged:
         staged_artifacts, micro = _stage_and_verify(model, variants, staged, data, reference, labels, config, log)
         artifacts += staged_artifacts
-        if target is Target.mediapipe:
-            artifacts.append(_stage_mediapipe(model, model_path, representative, staged, data, reference, labels,
-                                              config, log))  # fmt: skip
-        files = sorted({a["name"] for a in artifacts[1:]} | {"labels.txt"} | set(REPORT_FILES)
-                       | ({"model_int8.h", "model_int8.cc"} if micro else set()))  # fmt: skip
-        failures = [f"{a['name']}: {f}" for a in artifacts + ([micro] if micro else []) for f in a["failures"]]
+        if request.target is Target.mediapipe:
+            artifacts.append(_stage_mediapipe(model, request.model_path, representative, staged, data, reference,
+                                              labels, config, log))  # fmt: skip
         report = {
-            "passed": not failures,
-            "failures": failures,
-            "warnings": warnings,
-            "files": files,
-            **_provenance(
-                model_path, _command_line(model_path, output, quantize, io, target, config, qat, sparsity, clusters,
-                                          data_dir),  # fmt: skip
-                data, config, representative if quantize is Quantize.int8 else None,
-            ),
+            **_verdict(artifacts, micro, warnings),
+            **_provenance(request, data, representative if request.quantize is Quantize.int8 else None),
             **_model_facts(model, reference, labels),
             "artifacts": artifacts,
             "micro": micro,
@@ -213,24 +201,73 @@ def export_and_validate(
             "versions": versions.library_versions(),
             "seconds": round(time.perf_counter() - started, 1),
         }
-        if failures:
-            raise VerificationFailed(
-                f"verification failed, nothing was published to {output}: " + "; ".join(failures), report=report
-            )
+        if not report["passed"]:
+            raise VerificationFailed(f"verification failed, nothing was published to {output}: "
+                                     + "; ".join(report["failures"]), report=report)  # fmt: skip
         _publish_export(staged, output, report, model)
     return report
 
 
-def _variants(model, quantize, io, representative, data, training, config, qat, sparsity, clusters, log) -> list:
+@dataclass(frozen=True)
+class _Request:
+    """The export options, checked against each other, with int8's default io filled in."""
+
+    model_path: Path
+    output: Path
+    quantize: Quantize
+    io: IODType
+    target: Target
+    config: ExportConfig
+    qat: bool
+    sparsity: float | None
+    clusters: int | None
+    data_dir: Path | None
+
+    @classmethod
+    def checked(cls, model_path, output, quantize, io, target, config, qat, sparsity, clusters, data_dir) -> _Request:
+        quantize, target = Quantize(quantize), Target(target)
+        io = None if io is None else IODType(io)
+        check_export_options(quantize, io, target, qat, sparsity, clusters)
+        io = IODType.float32 if quantize is not Quantize.int8 else io or IODType.int8
+        return cls(Path(model_path), Path(output), quantize, io, target, config, qat, sparsity, clusters, data_dir)
+
+    def command_line(self) -> str:
+        """The `fmnist export` command that reproduces this report (every option that shapes it)."""
+        config, sparsity, clusters = self.config, self.sparsity, self.clusters
+        return (
+            f"fmnist export --model {self.model_path} --quantize {self.quantize.value}"
+            + (f" --io {self.io.value}" if self.quantize is Quantize.int8 and self.target is Target.tflite else "")
+            + (f" --target {self.target.value}" if self.target is not Target.tflite else "")
+            + f" --output {self.output} --calibration-samples {config.calibration_samples}"
+            + f" --max-accuracy-drop {config.max_accuracy_drop:g} --seed {config.seed}"
+            + (f" --qat --qat-epochs {config.qat_epochs}" if self.qat else "")
+            + (f" --sparsity {sparsity:g} --prune-epochs {config.prune_epochs}" if sparsity is not None else "")
+            + (f" --clusters {clusters} --cluster-epochs {config.cluster_epochs}" if clusters is not None else "")
+            + (f" --data-dir {self.data_dir}" if self.data_dir else "")
+        )
+
+
+def _variants(model, request: _Request, representative, data, training, log) -> list:
     """(file name, method, maker) of every .tflite to make: float32 always, then what was asked."""
+    quantize = request.quantize
     if quantize in (Quantize.float16, Quantize.dynamic):
-        extra = [(tflite_filename(quantize, io), quantize.value, lambda: (to_tflite(model, quantize), {}))]
+        extra = [(tflite_filename(quantize, request.io), quantize.value, lambda: (to_tflite(model, quantize), {}))]
     elif quantize is Quantize.int8:
-        extra = int8_variants(model, io=io, representative=representative, data=data, training=training,
-                              config=config, qat=qat, sparsity=sparsity, clusters=clusters, log=log)  # fmt: skip
+        extra = int8_variants(model, io=request.io, representative=representative, data=data, training=training,
+                              config=request.config, qat=request.qat, sparsity=request.sparsity,
+                              clusters=request.clusters, log=log)  # fmt: skip
     else:
         extra = []
     return [("model_float32.tflite", "none", lambda: (to_tflite(model, Quantize.none), {})), *extra]
+
+
+def _verdict(artifacts: list[dict], micro: dict | None, warnings: list[str]) -> dict:
+    """Passed or not, why not, and the files the set will hold."""
+    checked = artifacts + ([micro] if micro else [])
+    failures = [f"{a['name']}: {failure}" for a in checked for failure in a["failures"]]
+    files = sorted({a["name"] for a in artifacts[1:]} | {"labels.txt"} | set(REPORT_FILES)
+                   | ({"model_int8.h", "model_int8.cc"} if micro else set()))  # fmt: skip
+    return {"passed": not failures, "failures": failures, "warnings": warnings, "files": files}
 
 
 def _stage_mediapipe(model, model_path, representative, staged, data, reference, labels, config, log) -> dict:
@@ -243,30 +280,16 @@ def _stage_mediapipe(model, model_path, representative, staged, data, reference,
     return stage_mediapipe(model, representative, staged, data.x_test, reference, labels, config, version)
 
 
-def _command_line(model_path, output, quantize, io, target, config, qat, sparsity, clusters, data_dir) -> str:
-    """The `fmnist export` command that reproduces this report (every option that shapes it)."""
-    return (
-        f"fmnist export --model {model_path} --quantize {quantize.value}"
-        + (f" --io {io.value}" if quantize is Quantize.int8 and target is Target.tflite else "")
-        + (f" --target {target.value}" if target is not Target.tflite else "")
-        + f" --output {output} --calibration-samples {config.calibration_samples}"
-        + f" --max-accuracy-drop {config.max_accuracy_drop:g} --seed {config.seed}"
-        + (f" --qat --qat-epochs {config.qat_epochs}" if qat else "")
-        + (f" --sparsity {sparsity:g} --prune-epochs {config.prune_epochs}" if sparsity is not None else "")
-        + (f" --clusters {clusters} --cluster-epochs {config.cluster_epochs}" if clusters is not None else "")
-        + (f" --data-dir {data_dir}" if data_dir else "")
-    )
-
-
-def _provenance(model_path, command: str, data, config: ExportConfig, representative) -> dict:
+def _provenance(request: _Request, data, representative) -> dict:
     """Where the report's figures come from: command, model, data, calibration, config."""
     from fmnist_keras.model_file import file_sha256
 
+    config = request.config
     return {
-        "command": command,
+        "command": request.command_line(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": str(model_path),
-        "model_sha256": file_sha256(model_path),
+        "model": str(request.model_path),
+        "model_sha256": file_sha256(request.model_path),
         "test_images": len(data.y_test),
         "data_dir": str(data.source),
         "calibration": (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -186,14 +187,12 @@ def distinct_kernel_values(model) -> dict[str, int]:
 
 
 def qat_to_tflite(qat_model, io: str = "int8") -> bytes:
-    """Convert a tf_keras QAT model to a batch-1, full-integer .tflite."""
+    """Convert a tf_keras QAT model to a batch-1, full-integer .tflite (ranges from its training)."""
     import tensorflow as tf
 
-    from fmnist_keras.quiet import native_stderr_silenced
+    from fmnist_keras.export.converters import IODType, Quantize, saved_model_to_tflite
 
-    io_types = {"int8": tf.int8, "uint8": tf.uint8, "float32": None}
-    if io not in io_types:
-        raise ValueError(f"unknown io type {io!r}; expected one of {sorted(io_types)}")
+    io = IODType(io)  # an unknown value raises ValueError
 
     @tf.function(input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32, name="pixels")])
     def serve(pixels):
@@ -201,12 +200,7 @@ def qat_to_tflite(qat_model, io: str = "int8") -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="fmnist-qat-") as tmp:
         tf.saved_model.save(qat_model, tmp, signatures={"serving_default": serve})
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if io_types[io] is not None:
-            converter.inference_input_type = converter.inference_output_type = io_types[io]
-        with native_stderr_silenced():
-            return bytes(converter.convert())
+        return saved_model_to_tflite(Path(tmp), Quantize.int8, io, ranges_learned=True)
 
 
 def _kernels(model) -> dict:
