@@ -47,7 +47,10 @@ setup: data $(VENV)/.installed
 lint: setup
 	$(BIN)/ruff check fmnist_keras tests tools
 
+# PyTorch (the article's reference loop) alone, at the version of the `bench` extra: installing the
+# extra itself would re-resolve the project's pins and undo mediapipe's absl-py.
 bench: setup
+	$(BIN)/python -m pip install -q "$$(grep -o 'torch==[0-9.]*' pyproject.toml)"
 	$(BIN)/python tools/bench_accuracy.py --seeds 0 1 2
 	$(BIN)/python tools/bench_train.py
 	$(BIN)/python tools/bench_export.py

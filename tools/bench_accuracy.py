@@ -6,7 +6,7 @@ script prints test accuracy and wall time per seed plus mean and spread. Then,
 on the same machine, the article's PyTorch loop trains 20 epochs at batch 64 on
 all 60,000 images (tools/torch_reference.py, in its own process): its wall time
 is the budget a default run must fit in. Without PyTorch
-(`pip install -e '.[bench]'`) the budget line says so.
+(`make bench` installs the `bench` extra's version) the budget line says so.
 
     python tools/bench_accuracy.py --seeds 0 1 2
 """
@@ -66,7 +66,7 @@ def main() -> None:
 
 def _print_budget(slowest: float) -> None:
     if not installed_version("torch"):
-        print("budget: PyTorch is not installed (pip install -e '.[bench]'), so the article's 20 epochs were not timed")
+        print("budget: PyTorch is not installed (make bench installs it), so the article's 20 epochs were not timed")
         return
     budget = _timed([sys.executable, str(TOOLS / "torch_reference.py"), "--epochs", "20", "--batch-size", "64"])
     verdict = "fits" if slowest <= budget else "does NOT fit"

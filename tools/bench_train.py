@@ -7,7 +7,7 @@ runs: its plan (seeds, op determinism, batch, schedule), its compiled model
 augmentation, in one fit() call; the article's loop does no augmentation. Per
 batch size: a warm-up epoch, then the median of --epochs timed epochs (wall
 seconds, images/s, CPU seconds). PyTorch runs when it is installed
-(`pip install -e '.[bench]'`).
+(`make bench` installs the `bench` extra's version).
 
     python tools/bench_train.py [--batch-sizes 64 256] [--epochs 3]
 """
@@ -111,7 +111,7 @@ def main() -> None:
                 flush=True,
             )
     if not torch_version:
-        print("PyTorch is not installed: pip install -e '.[bench]' to compare with the article's model")
+        print("PyTorch is not installed (make bench installs it): nothing to compare with the article's model")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The article's PyTorch model (`convnet1`) and training loop: the reference both benchmarks time.
 
 Adam 1e-3 and cross-entropy, as the article trains it. Needs PyTorch
-(`pip install -e '.[bench]'`); imported only by the benchmark tools.
+(`make bench` installs the `bench` extra's version); imported only by the benchmark tools.
 """
 
 from __future__ import annotations

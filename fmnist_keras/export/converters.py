@@ -95,7 +95,7 @@ def saved_model_to_tflite(
     *,
     ranges_learned: bool = False,
 ) -> bytes:
-    """The converter settings of every .tflite we ship: builtin ops only; int8 is full-integer.
+    """The converter settings of every .tflite we ship: builtin ops only; int8 with integer I/O.
 
     int8 calibrates its ranges on `representative` images, unless the model learned
     them (`ranges_learned`: quantization-aware training's fake-quant nodes).
@@ -111,9 +111,12 @@ def saved_model_to_tflite(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize is Quantize.int8:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # Post-training: calibrate the ranges and allow integer kernels only. With learned ranges the
+        # converter would demand calibration data for that setting (it does not see the QAT nodes
+        # through a SavedModel); the gate's op check proves the QAT file full-integer instead.
         if not ranges_learned:
             converter.representative_dataset = _calibration_samples(representative)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if io is not IODType.float32:
             converter.inference_input_type = tf.int8 if io is IODType.int8 else tf.uint8
             converter.inference_output_type = converter.inference_input_type
