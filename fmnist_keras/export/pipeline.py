@@ -165,16 +165,11 @@ def export_and_validate(
     a magnitude-pruned one (pruning-preserving QAT when both are given);
     `clusters` adds a weight-clustered one (of the pruned model, if any).
     """
-    from fmnist_keras.model_file import load_trained_model
     from fmnist_keras.runners import keras_logits
 
     started = time.perf_counter()
     request = _Request.checked(model_path, output, quantize, io, target, config, qat, sparsity, clusters, data_dir)
-    model = load_trained_model(request.model_path)  # a bad model or bad data fails before any folder is made
-    data = load_data(data_dir)
-    training = read_training_metrics(request.model_path.parent / "metrics.json")
-    if request.quantize is Quantize.int8 and representative is None:
-        representative = calibration_images(data.x_train, data.y_train, config.calibration_samples, config.seed)
+    model, data, training, representative = _inputs(request, representative)
     labels = data.y_test.astype(np.int64)
 
     log(f"Verifying on {len(labels):,} test images from {data.source}")
@@ -206,6 +201,20 @@ def export_and_validate(
                                      + "; ".join(report["failures"]), report=report)  # fmt: skip
         _publish_export(staged, output, report, model)
     return report
+
+
+def _inputs(request: _Request, representative: np.ndarray | None) -> tuple:
+    """The model, the data, its training metrics and the calibration images; a bad model or bad
+    data fails here, before any folder is made."""
+    from fmnist_keras.model_file import load_trained_model
+
+    model = load_trained_model(request.model_path)
+    data = load_data(request.data_dir)
+    training = read_training_metrics(request.model_path.parent / "metrics.json")
+    if request.quantize is Quantize.int8 and representative is None:
+        config = request.config
+        representative = calibration_images(data.x_train, data.y_train, config.calibration_samples, config.seed)
+    return model, data, training, representative
 
 
 @dataclass(frozen=True)
