@@ -350,6 +350,7 @@ def _evaluate(model, config: TrainConfig, plan: Plan, dataset, state: Path, dist
         "final_val_accuracy": float(rows[-1]["val_accuracy"]),
         "epochs_run": len(rows),
         "wall_seconds": round(time.perf_counter() - started, 1),
+        "cpu": versions.cpu_description(),  # what the wall time was measured on
         "seed": config.seed,
         "num_params": trained.count_params(),
         "num_train_images": len(plan.split[0]),

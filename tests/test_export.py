@@ -35,6 +35,7 @@ def test_int8_export_is_verified_deployable_and_published(model_copy, tmp_path, 
 
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] and report["test_images"] == 10_000
+    assert report["cpu"].endswith(" cores") and report["seconds"] > 0  # a timing names its machine
     assert report["calibration"]["samples"] == 500
     assert report["command"].startswith(f"fmnist export --model {model_copy} --quantize int8 --io int8 --output {out}")
     artifacts = _by_name(report)

@@ -36,6 +36,7 @@ def test_smoke_training_writes_every_artifact(tmp_path):
     assert metrics["num_params"] == 29_130
     assert 0.5 < metrics["test_accuracy"] <= 1.0  # 3,000 images, 2 epochs: clearly learning
     assert metrics["config"]["epochs"] == 2 and metrics["versions"]["tensorflow"]
+    assert metrics["cpu"].endswith(" cores")  # the machine beside the wall time
     with (out / "training_log.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1]

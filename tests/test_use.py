@@ -161,3 +161,17 @@ def test_measured_latency_is_above_the_cpu_floor(bench_json):
     fractions = re.findall(r"model_int8\.tflite\s+p50\s+[\d.]+ µs =\s+([\d.]+)% of its floor", done.stdout)
     assert len(fractions) == 1, done.stdout
     assert 0 < float(fractions[0]) <= 100
+
+
+def test_cpu_description_names_model_family_and_kernel_flags(tmp_path):
+    from fmnist_keras.versions import cpu_description
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16\n\n"
+        "processor\t: 1\nmodel name\t: another entry\n"
+    )
+    assert cpu_description(cpuinfo).startswith("AMD EPYC (family 25 model 17; AVX2 AVX-512F VNNI BF16), ")
+    cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: fpu sse2\n")
+    assert cpu_description(cpuinfo).startswith("Old CPU (no AVX2), ")

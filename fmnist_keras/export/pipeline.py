@@ -195,6 +195,7 @@ def export_and_validate(
             "training": training,
             "versions": versions.library_versions(),
             "seconds": round(time.perf_counter() - started, 1),
+            "cpu": versions.cpu_description(),  # what the seconds were measured on
         }
         if not report["passed"]:
             raise VerificationFailed(f"verification failed, nothing was published to {output}: "
