@@ -115,7 +115,8 @@ def converted(trained_run, fmnist):
 
     model = keras.models.load_model(trained_run / "model.keras", safe_mode=True)
     reference = keras_logits(model, fmnist.x_test)
-    calibration = calibration_images(fmnist.x_train, fmnist.y_train, 500, seed=0)
+    defaults = ExportConfig()  # the export's own calibration set
+    calibration = calibration_images(fmnist.x_train, fmnist.y_train, defaults.calibration_samples, defaults.seed)
 
     def convert(quantize, io="float32"):
         model_bytes = to_tflite(model, quantize, io, calibration if quantize == "int8" else None)

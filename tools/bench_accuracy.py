@@ -17,21 +17,22 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tool_support import run_child
 
 from fmnist_keras.versions import cpu_description, installed_version
 
 TOOLS = Path(__file__).parent
 
 
-def _timed(command: list[str]) -> float:
+def _timed(command: list[str], what: str) -> float:
     """Wall seconds of a fresh process, interpreter and framework start-up included."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    run_child(command, what)
     return time.perf_counter() - started
 
 
@@ -42,13 +43,21 @@ def main() -> None:
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
+    try:
+        _bench(root, args.seeds)
+    finally:  # a failed run exits with one line; its temporary folders go too
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _bench(root: Path, seeds: list[int]) -> None:
     results, walls = [], []
     print(cpu_description())
     print(f"{'seed':>4}  {'test acc':>8}  {'best val':>8}  {'epochs':>6}  {'wall s':>7}  command")
-    for seed in args.seeds:
+    for seed in seeds:
         out = root / f"seed{seed}"
         command = ["fmnist", "train", "--seed", str(seed), "--output", str(out), "--overwrite"]
-        wall = _timed([sys.executable, "-m", "fmnist_keras", *command[1:]])
+        wall = _timed([sys.executable, "-m", "fmnist_keras", *command[1:]], " ".join(command[:4]))
         walls.append(wall)
         metrics = json.loads((out / "metrics.json").read_text())
         results.append(metrics["test_accuracy"])
@@ -60,15 +69,14 @@ def main() -> None:
     spread = statistics.stdev(results) if len(results) > 1 else 0.0
     print(f"mean {statistics.mean(results):.2%}  min {min(results):.2%}  max {max(results):.2%}  std {spread:.2%}")
     _print_budget(max(walls))
-    if args.keep is None:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _print_budget(slowest: float) -> None:
     if not installed_version("torch"):
         print("budget: PyTorch is not installed (make bench installs it), so the article's 20 epochs were not timed")
         return
-    budget = _timed([sys.executable, str(TOOLS / "torch_reference.py"), "--epochs", "20", "--batch-size", "64"])
+    budget = _timed([sys.executable, str(TOOLS / "torch_reference.py"), "--epochs", "20", "--batch-size", "64"],
+                    "the article's PyTorch loop")  # fmt: skip
     verdict = "fits" if slowest <= budget else "does NOT fit"
     print(f"budget: the article's PyTorch loop, 20 epochs at batch 64 on 60,000 images, took {budget:.0f} s; "
           f"the slowest default run took {slowest:.0f} s ({slowest / budget:.0%}): {verdict}")  # fmt: skip

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tool_support import run_child
 
 
 def main() -> None:
@@ -40,10 +41,8 @@ def main() -> None:
         command += ["--target", args.target] if args.target != "tflite" else []
         command += ["--output", out]
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "fmnist_keras", *command[1:]], capture_output=True, text=True)
+        run_child([sys.executable, "-m", "fmnist_keras", *command[1:]], "fmnist export")
         wall = time.perf_counter() - started
-        if result.returncode != 0:
-            sys.exit(f"export failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
         report = json.loads((Path(out) / "report.json").read_text())
 
     print(f"command: {' '.join(command[:-2])}")

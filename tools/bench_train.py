@@ -18,9 +18,10 @@ import argparse
 import dataclasses
 import json
 import statistics
-import subprocess
 import sys
 import time
+
+from tool_support import positive_int, run_child
 
 
 def bench_keras(dataset, batch_size: int, epochs: int) -> dict:
@@ -77,14 +78,14 @@ def _measure(framework: str, batch_size: int, epochs: int) -> dict:
     """Each framework in its own process: importing torch beside TensorFlow halves TF's threads."""
     command = [sys.executable, __file__, "--worker", framework, "--batch-sizes", str(batch_size),
                "--epochs", str(epochs)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = run_child(command, f"the {framework} run at batch {batch_size}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after one warm-up epoch")
+    parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[64, 256])
+    parser.add_argument("--epochs", type=positive_int, default=3, help="timed epochs after one warm-up epoch")
     parser.add_argument("--worker", choices=["keras", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

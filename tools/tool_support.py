@@ -1,0 +1,32 @@
+"""What every benchmark script shares: argument types and running a child process.
+
+A benchmark runs `fmnist` or a worker in a fresh process; when that child fails,
+the script prints one line with the child's own last line (its `error:` line)
+and exits non-zero, instead of a CalledProcessError traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+
+def run_child(command: list[str], what: str) -> subprocess.CompletedProcess:
+    """Run `command`, capturing its output; on failure exit with one line naming `what` failed and why."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+        sys.exit(f"error: {what} failed (exit {done.returncode}): {lines[-1].removeprefix('error: ')}")
+    return done
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (batch sizes, epochs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
