@@ -13,14 +13,13 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from fmnist_keras import __version__
+from fmnist_keras import __version__, interrupts
 from fmnist_keras.config import (
     CLUSTER_TIMEOUT_SECONDS,
     MAX_CLUSTERS,
@@ -389,13 +388,9 @@ def info(data_dir: DataDirOption = None) -> None:
     typer.echo(describe(data_dir, tf_config=os.environ.get("TF_CONFIG")))
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    # SIGTERM (kill, a container stopping) cleans up like Ctrl-C: staging removed, publish rolled back.
-    # SIGINT too, even where it was inherited as ignored (a background job of a script).
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    app()
+    interrupts.install()  # Ctrl-C and SIGTERM clean up: staging removed, a publish rolled back
+    try:
+        app()
+    finally:
+        interrupts.uninstall()
