@@ -111,10 +111,11 @@ def train(
     label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5, help="Label smoothing of the loss.")] = (
         TRAIN.label_smoothing
     ),
-    augment: Annotated[bool, typer.Option(help="Random flips and shifts of training images.")] = TRAIN.augment,
-    shift_pixels: Annotated[int, typer.Option(min=0, max=8, help="Largest random shift in pixels (0: flips only).")] = (
+    augment: Annotated[bool, typer.Option(help="Augment training images (--shift-pixels, --flip).")] = TRAIN.augment,
+    shift_pixels: Annotated[int, typer.Option(min=0, max=8, help="Largest random shift in pixels (0: none).")] = (
         TRAIN.shift_pixels
     ),
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: the shoes all face left).")] = TRAIN.flip,
     validation_split: Annotated[
         float, typer.Option(min=0.01, max=0.5, help="Fraction of training images held out for validation.")
     ] = TRAIN.validation_split,
@@ -152,6 +153,7 @@ def train(
         label_smoothing=label_smoothing,
         augment=augment,
         shift_pixels=shift_pixels,
+        flip=flip,
         validation_split=validation_split,
         seed=seed,
         max_train_images=max_train_images,

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import tensorflow as tf
 
 from fmnist_keras.data import NUM_CLASSES
 
 
-def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tensor:
-    """Random horizontal flip and +-max_shift pixel shift of every image in a batch.
+@dataclass(frozen=True)
+class Augmentation:
+    """What training does to each image: a random horizontal flip (when `flip`) and a
+    random shift of up to `shift_pixels` in x and y, the emptied border black."""
+
+    flip: bool
+    shift_pixels: int
+
+    @classmethod
+    def of(cls, recipe) -> Augmentation | None:
+        """The augmentation a recipe (TrainConfig) asks for; None when it changes nothing."""
+        if not recipe.augment or not (recipe.flip or recipe.shift_pixels):
+            return None
+        return cls(flip=recipe.flip, shift_pixels=recipe.shift_pixels)
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> tf.Tensor:
+    """`augmentation` applied to every image of a batch.
 
     Stateless ops keyed by (seed, batch counter) make the augmentation a pure
     function of the seed: identical on every run, whatever the thread timing.
@@ -18,8 +36,12 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_shift: int) -> tf.Tens
     """
     flip_seed, shift_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     batch = tf.shape(images)[0]
-    flip = tf.random.stateless_uniform([batch, 1, 1, 1], flip_seed) < 0.5
-    images = tf.where(flip, tf.reverse(images, axis=[2]), images)
+    if augmentation.flip:
+        flip = tf.random.stateless_uniform([batch, 1, 1, 1], flip_seed) < 0.5
+        images = tf.where(flip, tf.reverse(images, axis=[2]), images)
+    if not augmentation.shift_pixels:
+        return images
+    max_shift = augmentation.shift_pixels
     shifts = tf.random.stateless_uniform(
         [batch, 2], shift_seed, minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32
     )
@@ -42,7 +64,7 @@ def _as_model_input(images: np.ndarray) -> np.ndarray:
 
 
 def training_dataset(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augment: bool, max_shift: int
+    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augmentation: Augmentation | None
 ) -> tf.data.Dataset:
     """Endless, reshuffled, optionally augmented batches of 0..255 pixels as float32.
 
@@ -53,9 +75,9 @@ def training_dataset(
     ds = ds.cache().shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
     # One-hot targets: Keras's sparse cross-entropy has no label smoothing.
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, NUM_CLASSES)))
-    if augment:
+    if augmentation is not None:
         ds = ds.enumerate().map(
-            lambda i, xy: (augment_batch(xy[0], tf.stack([tf.cast(seed, tf.int64), i]), max_shift), xy[1])
+            lambda i, xy: (augment_batch(xy[0], tf.stack([tf.cast(seed, tf.int64), i]), augmentation), xy[1])
         )
     return ds.prefetch(tf.data.AUTOTUNE)
 

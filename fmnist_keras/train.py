@@ -277,7 +277,7 @@ def _fit(config: TrainConfig, plan: Plan, state: Path, verbose) -> tuple[object,
     """Train (or resume from the state's checkpoint); returns the model and the losses of the epochs run."""
     import keras
 
-    from fmnist_keras.pipeline import eval_dataset, training_dataset
+    from fmnist_keras.pipeline import Augmentation, eval_dataset, training_dataset
 
     x_train, y_train, x_val, y_val = plan.split
     with plan.placement.strategy.scope():
@@ -289,8 +289,7 @@ def _fit(config: TrainConfig, plan: Plan, state: Path, verbose) -> tuple[object,
             keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
             _checkpoint_callback(state / "backup"),
         ]
-        train_ds = training_dataset(x_train, y_train, plan.global_batch, config.seed, config.augment,
-                                    config.shift_pixels)  # fmt: skip
+        train_ds = training_dataset(x_train, y_train, plan.global_batch, config.seed, Augmentation.of(config))
         if plan.placement.kind is Strategy.multi_worker:
             _let_fit_run_multi_worker(model)
         history = model.fit(

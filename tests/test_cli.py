@@ -38,6 +38,7 @@ def test_train_help_shows_the_real_defaults_from_the_config():
         ("--seed", config.seed),
         ("--validation-split", config.validation_split),
         ("--shift-pixels", config.shift_pixels),
+        ("--flip / --no-flip", "no-flip" if not config.flip else "flip"),
         ("--strategy", config.strategy),
     ):
         assert re.search(rf"{option} .*?\[default: {value}[;\]]", text), option

@@ -29,7 +29,7 @@ def bench_keras(dataset, batch_size: int, epochs: int) -> dict:
 
     from fmnist_keras.config import TrainConfig
     from fmnist_keras.distribute import Strategy
-    from fmnist_keras.pipeline import training_dataset
+    from fmnist_keras.pipeline import Augmentation, training_dataset
     from fmnist_keras.train import compiled_model, plan_run
 
     config = dataclasses.replace(TrainConfig(), batch_size=batch_size, epochs=epochs + 1)
@@ -46,7 +46,7 @@ def bench_keras(dataset, batch_size: int, epochs: int) -> dict:
             walls.append(time.perf_counter() - self.wall)
             cpus.append(time.process_time() - self.cpu)
 
-    train_ds = training_dataset(x, y, plan.global_batch, config.seed, config.augment, config.shift_pixels)
+    train_ds = training_dataset(x, y, plan.global_batch, config.seed, Augmentation.of(config))
     model.fit(train_ds, epochs=epochs + 1, steps_per_epoch=plan.steps, shuffle=False, verbose=0,
               callbacks=[EpochTimer()])  # fmt: skip
     return {"images": len(x), "seconds": statistics.median(walls[1:]), "cpu_seconds": statistics.median(cpus[1:])}

@@ -153,10 +153,13 @@ def report_markdown(report: dict) -> str:
 
 
 def _augmentation(config: dict) -> str:
-    if not config.get("augment"):
-        return "none"
-    shift = config.get("shift_pixels")
-    return f"random flips and ±{shift} px shifts" if shift else "random flips"
+    """How a TrainConfig dict (as TrainConfig.from_dict normalises it) augmented its images."""
+    parts = []
+    if config["augment"] and config["flip"]:
+        parts.append("random flips")
+    if config["augment"] and config["shift_pixels"]:
+        parts.append(f"random ±{config['shift_pixels']} px shifts")
+    return " and ".join(parts) or "none"
 
 
 def _confusions_sentence(most_confused: list[dict]) -> str:

@@ -13,10 +13,14 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fmnist_keras.model import build_model
+
+if TYPE_CHECKING:  # pipeline imports TensorFlow
+    from fmnist_keras.pipeline import Augmentation
 
 RESCALE = 1.0 / 255.0
 WEIGHTED_LAYERS = ("conv1", "conv2", "logits")
@@ -31,8 +35,7 @@ class FinetuneConfig:
     learning_rate: float
     batch_size: int
     label_smoothing: float
-    augment: bool
-    shift_pixels: int
+    augmentation: Augmentation | None  # as the model was trained
     seed: int
     # Learn the float model's probabilities instead of the labels (pruning and clustering).
     distill: bool
@@ -97,7 +100,7 @@ def _fit(legacy, x, y, x_val, y_val, config: FinetuneConfig, callbacks=(), verbo
         loss=tf_keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
         metrics=["accuracy"],
     )
-    train = training_dataset(x, y, config.batch_size, config.seed, config.augment, config.shift_pixels)
+    train = training_dataset(x, y, config.batch_size, config.seed, config.augmentation)
     if teacher is not None:
         train = train.map(lambda images, _: (images, tf.nn.softmax(teacher(images, training=False))))
     return legacy.fit(

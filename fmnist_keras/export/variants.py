@@ -38,11 +38,12 @@ class Int8Build:
 
     def _finetune(self, epochs: int, learning_rate: float, distill: bool = False):
         from fmnist_keras.export import tfmot
+        from fmnist_keras.pipeline import Augmentation
 
         r = self.recipe
         return tfmot.FinetuneConfig(epochs=epochs, learning_rate=learning_rate, distill=distill,
-                                    batch_size=r.batch_size, label_smoothing=r.label_smoothing, augment=r.augment,
-                                    shift_pixels=r.shift_pixels, seed=r.seed)  # fmt: skip
+                                    batch_size=r.batch_size, label_smoothing=r.label_smoothing,
+                                    augmentation=Augmentation.of(r), seed=r.seed)  # fmt: skip
 
     def ptq(self) -> tuple[bytes, dict]:
         return to_tflite(self.model, Quantize.int8, self.io, self.representative), {}
