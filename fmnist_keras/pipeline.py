@@ -25,6 +25,16 @@ class Augmentation:
             return None
         return cls(flip=recipe.flip, shift_pixels=recipe.shift_pixels)
 
+    @staticmethod
+    def describe(augmentation: Augmentation | None) -> str:
+        """In words, for the model card: e.g. "random ±1 px shifts", or "none"."""
+        if augmentation is None:
+            return "none"
+        parts = ["random flips"] if augmentation.flip else []
+        if augmentation.shift_pixels:
+            parts.append(f"random ±{augmentation.shift_pixels} px shifts")
+        return " and ".join(parts)
+
 
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> tf.Tensor:
     """`augmentation` applied to every image of a batch.

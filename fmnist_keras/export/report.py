@@ -154,12 +154,10 @@ def report_markdown(report: dict) -> str:
 
 def _augmentation(config: dict) -> str:
     """How a TrainConfig dict (as TrainConfig.from_dict normalises it) augmented its images."""
-    parts = []
-    if config["augment"] and config["flip"]:
-        parts.append("random flips")
-    if config["augment"] and config["shift_pixels"]:
-        parts.append(f"random ±{config['shift_pixels']} px shifts")
-    return " and ".join(parts) or "none"
+    from fmnist_keras.config import TrainConfig
+    from fmnist_keras.pipeline import Augmentation  # imports TensorFlow: only when a card is written
+
+    return Augmentation.describe(Augmentation.of(TrainConfig.from_dict(config)))
 
 
 def _confusions_sentence(most_confused: list[dict]) -> str:
