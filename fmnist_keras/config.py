@@ -49,9 +49,10 @@ class TrainConfig:
     # replica: the global batch is batch_size x replicas and the peak learning
     # rate grows by the same factor (linear scaling, behind the warm-up).
     strategy: str = "auto"
-    # Compute in mixed_bfloat16 on CPU / mixed_float16 on GPU; weights, logits and
-    # the saved model stay float32.
-    mixed_precision: bool = False
+    # Compute dtype (fmnist_keras/precision.py): "mixed" is bfloat16 on CPU, float16 on GPU;
+    # "auto" is bfloat16 on CPUs with AMX matrix units, where it trains about 1.5x faster,
+    # and float32 elsewhere. Weights, logits and the saved model stay float32.
+    precision: str = "auto"
     # Use only the first N training images (after the split); None = all.
     # For smoke tests and quick experiments, never for published numbers.
     max_train_images: int | None = None
@@ -65,6 +66,9 @@ class TrainConfig:
         missing ones take today's default. ValueError names a field of the wrong type."""
         if isinstance(values, dict) and "flip" not in values:
             values = {**values, "flip": True}  # recorded before `flip` existed: it always flipped
+        if isinstance(values, dict) and "precision" not in values:
+            # recorded before `precision` existed: float32 unless --mixed-precision was given
+            values = {**values, "precision": "mixed" if values.get("mixed_precision") is True else "float32"}
         return _from_dict(cls, values)
 
 

@@ -104,11 +104,6 @@ def auto_strategy(num_gpus: int) -> Strategy:
     return Strategy.mirrored if num_gpus > 1 else Strategy.default
 
 
-def mixed_precision_policy(on_gpu: bool) -> str:
-    """float16 has fast GPU kernels (with loss scaling); on CPUs only bfloat16 is both fast and safe."""
-    return "mixed_float16" if on_gpu else "mixed_bfloat16"
-
-
 def scaled_learning_rate(learning_rate: float, replicas: int) -> float:
     """Linear scaling rule (Goyal et al. 2017): the global batch grows with the replicas, so does the step.
 

@@ -30,15 +30,29 @@ def library_versions() -> dict:
     }
 
 
-def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """E.g. "AMD EPYC (family 25 model 17; AVX2 AVX-512F VNNI BF16), 2 cores": what a timing was measured on."""
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def _cpu_fields(cpuinfo: Path) -> dict[str, str]:
+    """The first processor's entry of /proc/cpuinfo; empty where there is none (not Linux)."""
     fields: dict[str, str] = {}
     if cpuinfo.exists():
         for line in cpuinfo.read_text().splitlines():
             key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())  # the first processor's entry
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
+    """The CPU's feature flags as Linux names them ("avx2", "amx_bf16", ...)."""
+    return set(_cpu_fields(cpuinfo).get("flags", "").split())
+
+
+def cpu_description(cpuinfo: Path = CPUINFO) -> str:
+    """E.g. "AMD EPYC (family 25 model 17; AVX2 AVX-512F VNNI BF16), 2 cores": what a timing was measured on."""
+    fields = _cpu_fields(cpuinfo)
     name = fields.get("model name", platform.processor() or platform.machine())
-    flags = set(fields.get("flags", "").split())
+    flags = cpu_flags(cpuinfo)
     details = [f"family {fields['cpu family']} model {fields['model']}"] if "cpu family" in fields else []
     details.append(" ".join(label for flag, label in KERNEL_FLAGS.items() if flag in flags) or "no AVX2")
     return f"{name} ({'; '.join(details)}), {os.cpu_count()} cores"

@@ -103,11 +103,12 @@ def _is_float32_model(path: Path) -> bool:
 
 
 def test_mixed_precision_trains_and_exports_a_float32_model(tmp_path):
-    from fmnist_keras.distribute import mixed_precision_policy, num_gpus
+    from fmnist_keras.distribute import num_gpus
+    from fmnist_keras.precision import Precision, compute_policy
 
-    policy = mixed_precision_policy(bool(num_gpus()))  # bfloat16 on a CPU, float16 on a GPU
+    policy = compute_policy(Precision.mixed, bool(num_gpus()), set())  # bfloat16 on a CPU, float16 on a GPU
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--mixed-precision", *QUICK, "--output", str(out)])
+    result = runner.invoke(app, ["train", "--precision", "mixed", *QUICK, "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert f"compute dtype {policy}" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
@@ -123,12 +124,12 @@ def test_mixed_precision_trains_and_exports_a_float32_model(tmp_path):
 
 def test_gpu_policy_mixed_float16_with_loss_scaling_also_runs_on_cpu(tmp_path, monkeypatch):
     """The GPU path (float16 + LossScaleOptimizer) is exercised here, on the CPU."""
-    from fmnist_keras import distribute
+    from fmnist_keras import precision
     from fmnist_keras.config import TrainConfig
     from fmnist_keras.train import train_and_evaluate
 
-    monkeypatch.setattr(distribute, "mixed_precision_policy", lambda on_gpu: "mixed_float16")
-    config = TrainConfig(epochs=1, max_train_images=1000, batch_size=50, mixed_precision=True)
+    monkeypatch.setattr(precision, "compute_policy", lambda *_: "mixed_float16")
+    config = TrainConfig(epochs=1, max_train_images=1000, batch_size=50, precision="mixed")
     metrics = train_and_evaluate(config, tmp_path / "run", verbose=0, log=lambda *_: None)
     assert metrics["distribution"]["compute_dtype"] == "mixed_float16"
     assert metrics["test_accuracy"] > 0.2

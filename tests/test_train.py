@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -50,19 +51,20 @@ def test_smoke_training_writes_every_artifact(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
 
 
-def test_same_seed_gives_identical_numbers(tmp_path):
+# Both dtypes, whatever "auto" picks on this CPU: bfloat16 kernels (AMX, AVX-512 BF16 or
+# emulated) must be as deterministic as float32 ones.
+@pytest.mark.parametrize("precision", ["float32", "mixed"])
+def test_same_seed_gives_identical_numbers(tmp_path, precision):
     from fmnist_keras.config import TrainConfig
     from fmnist_keras.train import train_and_evaluate
 
-    config = TrainConfig(epochs=1, max_train_images=2000, batch_size=100, seed=7)
+    config = TrainConfig(epochs=1, max_train_images=2000, batch_size=100, seed=7, precision=precision)
     quiet = {"verbose": 0, "log": lambda *_: None}
     first = train_and_evaluate(config, tmp_path / "a", **quiet)
     second = train_and_evaluate(config, tmp_path / "b", **quiet)
     for key in ("test_accuracy", "test_loss", "best_val_accuracy"):
         assert first[key] == second[key], key
-    other = train_and_evaluate(
-        TrainConfig(epochs=1, max_train_images=2000, batch_size=100, seed=8), tmp_path / "c", **quiet
-    )
+    other = train_and_evaluate(dataclasses.replace(config, seed=8), tmp_path / "c", **quiet)
     assert other["test_loss"] != first["test_loss"]
 
 

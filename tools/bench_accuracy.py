@@ -2,11 +2,14 @@
 
 Each seed trains with every default from fmnist_keras.config (only --seed and
 --output change) in a fresh process, exactly as a user would run it, and the
-script prints test accuracy and wall time per seed plus mean and spread. Then,
-on the same machine, the article's PyTorch loop trains 20 epochs at batch 64 on
-all 60,000 images (tools/torch_reference.py, in its own process): its wall time
-is the budget a default run must fit in. Without PyTorch
-(`make bench` installs the `bench` extra's version) the budget line says so.
+script prints test accuracy and wall time per seed plus mean and spread. On the
+same machine, the article's PyTorch loop trains 20 epochs at batch 64 on all
+60,000 images (tools/torch_reference.py, in its own process): its wall time is
+the budget a default run must fit in. A shared VM's speed drifts by more than
+an epoch's worth within an hour, so the budget is timed twice, before the first
+seed and after the last, and each seed is held against the shorter of the two.
+Without PyTorch (`make bench` installs the `bench` extra's version) the budget
+line says so.
 
     python tools/bench_accuracy.py --seeds 0 1 2
 """
@@ -51,8 +54,9 @@ def main() -> None:
 
 
 def _bench(root: Path, seeds: list[int]) -> None:
-    results, walls = [], []
     print(cpu_description())
+    budgets = [_time_budget()]
+    results, walls = [], []
     print(f"{'seed':>4}  {'test acc':>8}  {'best val':>8}  {'epochs':>6}  {'wall s':>7}  command")
     for seed in seeds:
         out = root / f"seed{seed}"
@@ -68,17 +72,29 @@ def _bench(root: Path, seeds: list[int]) -> None:
         )
     spread = statistics.stdev(results) if len(results) > 1 else 0.0
     print(f"mean {statistics.mean(results):.2%}  min {min(results):.2%}  max {max(results):.2%}  std {spread:.2%}")
-    _print_budget(max(walls))
+    budgets.append(_time_budget())
+    _print_budget(max(walls), budgets)
 
 
-def _print_budget(slowest: float) -> None:
+def _time_budget() -> float | None:
+    """Wall seconds of the article's PyTorch loop, 20 epochs at batch 64; None without PyTorch."""
     if not installed_version("torch"):
+        return None
+    command = [sys.executable, str(TOOLS / "torch_reference.py"), "--epochs", "20", "--batch-size", "64"]
+    budget = _timed(command, "the article's PyTorch loop")
+    print(f"budget: the article's PyTorch loop, 20 epochs at batch 64 on 60,000 images, took {budget:.0f} s",
+          flush=True)  # fmt: skip
+    return budget
+
+
+def _print_budget(slowest: float, budgets: list[float | None]) -> None:
+    if None in budgets:
         print("budget: PyTorch is not installed (make bench installs it), so the article's 20 epochs were not timed")
         return
-    budget = _timed([sys.executable, str(TOOLS / "torch_reference.py"), "--epochs", "20", "--batch-size", "64"],
-                    "the article's PyTorch loop")  # fmt: skip
+    budget = min(budgets)
     verdict = "fits" if slowest <= budget else "does NOT fit"
-    print(f"budget: the article's PyTorch loop, 20 epochs at batch 64 on 60,000 images, took {budget:.0f} s; "
+    print(f"budget: {budget:.0f} s, the shorter of the PyTorch runs before and after the seeds "
+          f"({budgets[0]:.0f} s, {budgets[1]:.0f} s); "
           f"the slowest default run took {slowest:.0f} s ({slowest / budget:.0%}): {verdict}")  # fmt: skip
 
 

@@ -2,12 +2,13 @@
 
 Both train the same network on the same 54,000 real Fashion-MNIST training
 images (the default split) on this CPU. Ours is exactly what `fmnist train`
-runs: its plan (seeds, op determinism, batch, schedule), its compiled model
-(fused BatchNorm, steps per execution) and its tf.data pipeline with
-augmentation, in one fit() call; the article's loop does no augmentation. Per
-batch size: a warm-up epoch, then the median of --epochs timed epochs (wall
-seconds, images/s, CPU seconds). PyTorch runs when it is installed
-(`make bench` installs the `bench` extra's version).
+runs: its plan (seeds, op determinism, batch, schedule, and the compute dtype
+that --precision auto picks on this CPU), its compiled model (fused BatchNorm,
+steps per execution) and its tf.data pipeline with augmentation, in one fit()
+call; the article's loop does no augmentation. Per batch size: a warm-up epoch,
+then the median of --epochs timed epochs (wall seconds, images/s, CPU seconds).
+PyTorch runs when it is installed (`make bench` installs the `bench` extra's
+version).
 
     python tools/bench_train.py [--batch-sizes 64 256] [--epochs 3]
 """
@@ -49,7 +50,8 @@ def bench_keras(dataset, batch_size: int, epochs: int) -> dict:
     train_ds = training_dataset(x, y, plan.global_batch, config.seed, Augmentation.of(config))
     model.fit(train_ds, epochs=epochs + 1, steps_per_epoch=plan.steps, shuffle=False, verbose=0,
               callbacks=[EpochTimer()])  # fmt: skip
-    return {"images": len(x), "seconds": statistics.median(walls[1:]), "cpu_seconds": statistics.median(cpus[1:])}
+    return {"images": len(x), "seconds": statistics.median(walls[1:]), "cpu_seconds": statistics.median(cpus[1:]),
+            "dtype": plan.policy or "float32"}  # fmt: skip
 
 
 def bench_torch(dataset, batch_size: int, epochs: int) -> dict:
@@ -98,7 +100,8 @@ def main() -> None:
     print(f"{cpu_description()}; median of {args.epochs} epochs after 1 warm-up, each framework in its own process")
     print(f"{'framework':<30}{'batch':>6}{'s/epoch':>9}{'images/s':>10}{'CPU s/epoch':>13}{'speed-up':>10}")
     for batch_size in args.batch_sizes:
-        rows = [("keras (this package)", _measure("keras", batch_size, args.epochs))]
+        ours = _measure("keras", batch_size, args.epochs)
+        rows = [(f"keras (ours, {ours['dtype']})", ours)]
         if torch_version:
             rows.append((f"pytorch {torch_version} (article)", _measure("torch", batch_size, args.epochs)))
         keras_seconds = rows[0][1]["seconds"]

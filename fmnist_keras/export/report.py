@@ -189,7 +189,8 @@ def model_card(report: dict, model) -> str:
             f"weight decay {c.get('weight_decay', 0):g}, "
             f"{c['epochs']} epochs, "
             f"batch {c['batch_size']}, label smoothing {c['label_smoothing']:g}, augmentation "
-            f"{_augmentation(c)}, seed {c['seed']}. "
+            f"{_augmentation(c)}, seed {c['seed']}, computed in "
+            f"{training.get('distribution', {}).get('compute_dtype', 'float32')}. "
             f"Test accuracy {training['test_accuracy']:.2%}.\n\n"
         )
     else:
