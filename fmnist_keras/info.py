@@ -15,7 +15,7 @@ def describe(data_dir: Path | None = None, tf_config: str | None = None) -> str:
     from fmnist_keras.data import find_data_dir
     from fmnist_keras.distribute import Strategy, create_strategy, parse_tf_config
     from fmnist_keras.model import build_model
-    from fmnist_keras.precision import Precision, compute_policy
+    from fmnist_keras.precision import Precision, policy_on_this_machine
 
     out = io.StringIO()
     model = build_model()
@@ -29,7 +29,7 @@ def describe(data_dir: Path | None = None, tf_config: str | None = None) -> str:
     placement = create_strategy(Strategy.auto)
     out.write(f"  --strategy auto chooses {placement.kind.value}: {placement.replicas} replica(s) "
               f"({', '.join(placement.devices)})\n")  # fmt: skip
-    policy = compute_policy(Precision.auto, bool(tf.config.list_physical_devices("GPU")), versions.cpu_flags())
+    policy = policy_on_this_machine(Precision.auto)
     out.write(f"  --precision auto chooses {policy or 'float32'} on {versions.cpu_description()}\n")
     if tf_config and tf_config.strip():
         try:

@@ -33,3 +33,11 @@ def compute_policy(precision: Precision, on_gpu: bool, cpu_flags: set[str]) -> s
         return None
     # float16 has fast GPU kernels (with loss scaling); on CPUs only bfloat16 is both fast and safe.
     return "mixed_float16" if on_gpu else "mixed_bfloat16"
+
+
+def policy_on_this_machine(precision: Precision) -> str | None:
+    """compute_policy for this process's devices and CPU (imports TensorFlow)."""
+    from fmnist_keras.distribute import num_gpus
+    from fmnist_keras.versions import cpu_flags
+
+    return compute_policy(precision, bool(num_gpus()), cpu_flags())

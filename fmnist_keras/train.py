@@ -212,16 +212,16 @@ def plan_run(config: TrainConfig, kind: Strategy, tf_config, cluster_timeout: in
     import keras
     import tensorflow as tf
 
+    from fmnist_keras import precision
     from fmnist_keras.distribute import create_strategy, scaled_learning_rate
     from fmnist_keras.pipeline import steps_per_epoch
-    from fmnist_keras.precision import Precision, compute_policy
+    from fmnist_keras.precision import Precision
 
     # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     placement = create_strategy(kind, tf_config, cluster_timeout)  # before any TF op (multi-worker)
-    on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    policy = compute_policy(Precision(config.precision), on_gpu, versions.cpu_flags())
+    policy = precision.policy_on_this_machine(Precision(config.precision))
     split = training_split(dataset, config.validation_split, config.seed, config.max_train_images)
     global_batch = config.batch_size * placement.replicas
     peak_lr = scaled_learning_rate(config.learning_rate, placement.replicas)

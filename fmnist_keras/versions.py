@@ -45,14 +45,18 @@ def _cpu_fields(cpuinfo: Path) -> dict[str, str]:
 
 def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
     """The CPU's feature flags as Linux names them ("avx2", "amx_bf16", ...)."""
-    return set(_cpu_fields(cpuinfo).get("flags", "").split())
+    return _flags(_cpu_fields(cpuinfo))
+
+
+def _flags(fields: dict[str, str]) -> set[str]:
+    return set(fields.get("flags", "").split())
 
 
 def cpu_description(cpuinfo: Path = CPUINFO) -> str:
     """E.g. "AMD EPYC (family 25 model 17; AVX2 AVX-512F VNNI BF16), 2 cores": what a timing was measured on."""
     fields = _cpu_fields(cpuinfo)
     name = fields.get("model name", platform.processor() or platform.machine())
-    flags = cpu_flags(cpuinfo)
+    flags = _flags(fields)  # one read of cpuinfo
     details = [f"family {fields['cpu family']} model {fields['model']}"] if "cpu family" in fields else []
     details.append(" ".join(label for flag, label in KERNEL_FLAGS.items() if flag in flags) or "no AVX2")
     return f"{name} ({'; '.join(details)}), {os.cpu_count()} cores"
