@@ -30,7 +30,8 @@ def describe(data_dir: Path | None = None, tf_config: str | None = None) -> str:
     out.write(f"  --strategy auto chooses {placement.kind.value}: {placement.replicas} replica(s) "
               f"({', '.join(placement.devices)})\n")  # fmt: skip
     policy = policy_on_this_machine(Precision.auto)
-    out.write(f"  --precision auto chooses {policy or 'float32'} on {versions.cpu_description()}\n")
+    onednn = "" if versions.onednn_enabled() else " (TensorFlow's oneDNN kernels are off)"
+    out.write(f"  --precision auto chooses {policy or 'float32'} on {versions.cpu_description()}{onednn}\n")
     if tf_config and tf_config.strip():
         try:
             task = parse_tf_config(tf_config)

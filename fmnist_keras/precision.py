@@ -21,15 +21,17 @@ class Precision(str, Enum):
 AMX_BF16_FLAG = "amx_bf16"
 
 
-def compute_policy(precision: Precision, on_gpu: bool, cpu_flags: set[str]) -> str | None:
+def compute_policy(precision: Precision, on_gpu: bool, cpu_flags: set[str], onednn: bool) -> str | None:
     """The Keras dtype policy training uses; None for plain float32.
 
     Weights, the logits layer and the saved model stay float32 whatever this picks.
-    "auto" is mixed precision only where it was measured to pay: CPUs with AMX.
+    "auto" is mixed precision only where it was measured to pay: CPUs with AMX, with TensorFlow's
+    oneDNN kernels on. With them off (TF_ENABLE_ONEDNN_OPTS=0), TensorFlow's own bfloat16 kernels
+    took 5x float32's time per step on that Xeon.
     """
     if precision is Precision.float32:
         return None
-    if precision is Precision.auto and (on_gpu or AMX_BF16_FLAG not in cpu_flags):
+    if precision is Precision.auto and (on_gpu or not onednn or AMX_BF16_FLAG not in cpu_flags):
         return None
     # float16 has fast GPU kernels (with loss scaling); on CPUs only bfloat16 is both fast and safe.
     return "mixed_float16" if on_gpu else "mixed_bfloat16"
@@ -38,6 +40,6 @@ def compute_policy(precision: Precision, on_gpu: bool, cpu_flags: set[str]) -> s
 def policy_on_this_machine(precision: Precision) -> str | None:
     """compute_policy for this process's devices and CPU (imports TensorFlow)."""
     from fmnist_keras.distribute import num_gpus
-    from fmnist_keras.versions import cpu_flags
+    from fmnist_keras.versions import cpu_flags, onednn_enabled
 
-    return compute_policy(precision, bool(num_gpus()), cpu_flags())
+    return compute_policy(precision, bool(num_gpus()), cpu_flags(), onednn_enabled())

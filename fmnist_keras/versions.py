@@ -52,6 +52,17 @@ def _flags(fields: dict[str, str]) -> set[str]:
     return set(fields.get("flags", "").split())
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels (on by default on x86-64 Linux;
+    TF_ENABLE_ONEDNN_OPTS=0 turns them off). TensorFlow's own answer, so its rule is not restated
+    here; False where that private hook is missing (another TF version): the safer assumption."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def cpu_description(cpuinfo: Path = CPUINFO) -> str:
     """E.g. "AMD EPYC (family 25 model 17; AVX2 AVX-512F VNNI BF16), 2 cores": what a timing was measured on."""
     fields = _cpu_fields(cpuinfo)

@@ -61,10 +61,9 @@ def test_info_shows_model_versions_devices_and_data(real_data_dir):
 
     # What auto chooses depends on the machine's GPUs; the line must say that choice.
     assert f"--strategy auto chooses {auto_strategy(num_gpus()).value}:" in result.output
-    from fmnist_keras.precision import Precision, compute_policy
-    from fmnist_keras.versions import cpu_flags
+    from fmnist_keras.precision import Precision, policy_on_this_machine
 
-    policy = compute_policy(Precision.auto, bool(num_gpus()), cpu_flags()) or "float32"
+    policy = policy_on_this_machine(Precision.auto) or "float32"
     assert f"--precision auto chooses {policy} on " in result.output
     assert f"found in {real_data_dir}" in result.output
 

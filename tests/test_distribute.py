@@ -103,10 +103,9 @@ def _is_float32_model(path: Path) -> bool:
 
 
 def test_mixed_precision_trains_and_exports_a_float32_model(tmp_path):
-    from fmnist_keras.distribute import num_gpus
-    from fmnist_keras.precision import Precision, compute_policy
+    from fmnist_keras.precision import Precision, policy_on_this_machine
 
-    policy = compute_policy(Precision.mixed, bool(num_gpus()), set())  # bfloat16 on a CPU, float16 on a GPU
+    policy = policy_on_this_machine(Precision.mixed)  # bfloat16 on a CPU, float16 on a GPU
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", "--precision", "mixed", *QUICK, "--output", str(out)])
     assert result.exit_code == 0, result.output
