@@ -33,7 +33,7 @@ def test_smoke_training_writes_every_artifact(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 2 and metrics["num_train_images"] == 3000
-    assert metrics["num_test_images"] == 10_000 and metrics["num_val_images"] == 6_000
+    assert metrics["num_test_images"] == 10_000 and metrics["num_val_images"] == 1_200  # 2 % of 60,000, 120 per class
     assert metrics["num_params"] == 29_130
     assert 0.5 < metrics["test_accuracy"] <= 1.0  # 3,000 images, 2 epochs: clearly learning
     assert metrics["config"]["epochs"] == 2 and metrics["versions"]["tensorflow"]
