@@ -9,9 +9,10 @@ the budget a default run must fit in. A shared VM's speed drifts by more than
 an epoch's worth within an hour, so the budget is timed twice, before the first
 seed and after the last, and each seed is held against the shorter of the two.
 Without PyTorch (`make bench` installs the `bench` extra's version) the budget
-line says so.
+line says so. --precision float32 runs what `--precision auto` picks on CPUs
+without AMX, on a CPU with AMX.
 
-    python tools/bench_accuracy.py --seeds 0 1 2
+    python tools/bench_accuracy.py --seeds 0 1 2 [--precision float32]
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 
 from tool_support import run_child
 
+from fmnist_keras.config import TrainConfig
+from fmnist_keras.precision import Precision
 from fmnist_keras.versions import cpu_description, installed_version
 
 TOOLS = Path(__file__).parent
@@ -43,17 +46,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--keep", type=Path, help="keep each run's folder under this path")
+    parser.add_argument("--precision", choices=[p.value for p in Precision], default=TrainConfig().precision,
+                        help="passed to fmnist train (default: its default)")  # fmt: skip
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-bench-"))
     try:
-        _bench(root, args.seeds)
+        _bench(root, args.seeds, args.precision)
     finally:  # a failed run exits with one line; its temporary folders go too
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _bench(root: Path, seeds: list[int]) -> None:
+def _bench(root: Path, seeds: list[int], precision: str) -> None:
     print(cpu_description())
     budgets = [_time_budget()]
     results, walls = [], []
@@ -61,6 +66,8 @@ def _bench(root: Path, seeds: list[int]) -> None:
     for seed in seeds:
         out = root / f"seed{seed}"
         command = ["fmnist", "train", "--seed", str(seed), "--output", str(out), "--overwrite"]
+        if precision != TrainConfig().precision:
+            command += ["--precision", precision]
         wall = _timed([sys.executable, "-m", "fmnist_keras", *command[1:]], " ".join(command[:4]))
         walls.append(wall)
         metrics = json.loads((out / "metrics.json").read_text())
