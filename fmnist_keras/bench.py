@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras.model import macs_per_image
+from fmnist_keras.versions import amx_in_use
 
 THROUGHPUT_BATCH = 256
 
@@ -64,7 +65,7 @@ def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
     timed = _time_litert if kind == "tflite" else _time_tensorflow
     latency, batch, throughput = timed(Path(path), kind, threads, runs, warmup, images)
     stats = _percentiles(latency)
-    return {
+    result = {
         "artifact": str(path),
         "kind": kind,
         "threads": threads,
@@ -73,6 +74,9 @@ def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
         "images_per_second": throughput,
         "gmacs_per_second_batch1": macs_per_image() / (stats["p50_us"] * 1e-6) / 1e9,
     }
+    if kind == "tflite":  # TensorFlow's oneDNN asks for AMX too, so only a LiteRT process tells
+        result["xnnpack_amx"] = amx_in_use()
+    return result
 
 
 def _time_litert(path: Path, kind: str, threads: int, runs: int, warmup: int, images: np.ndarray):
@@ -176,6 +180,15 @@ if __name__ == "__main__":
     sys.exit(_worker(sys.argv[1:]))
 
 
+# Measured on a Xeon with AMX (docs/benchmarks.md): the int8 file took 96-98 us at batch 1 on
+# XNNPACK's AMX kernels against 26-28 us on its AVX-512 VNNI ones.
+AMX_NOTE = (
+    "note: XNNPACK ran the .tflite files with this CPU's AMX tiles enabled; for this small\n"
+    "int8 model at batch 1 they were 3.5x slower than its VNNI kernels on a Xeon. To time\n"
+    "it without them, see tools/noamx_exec.c."
+)
+
+
 def bench_table(results: list[dict]) -> str:
     lines = [
         f"{'artifact':<34}{'threads':>8}{'p50 µs':>9}{'p90 µs':>9}{'p99 µs':>9}{'img/s':>10}{'batch':>6}{'GMAC/s':>8}"
@@ -189,4 +202,6 @@ def bench_table(results: list[dict]) -> str:
             f"{name:<34}{r['threads']:>8}{r['p50_us']:>9.1f}{r['p90_us']:>9.1f}{r['p99_us']:>9.1f}"
             f"{r['images_per_second']:>10,.0f}{r['throughput_batch']:>6}{r['gmacs_per_second_batch1']:>8.1f}"
         )
+    if any(r.get("xnnpack_amx") for r in results):
+        lines.append(AMX_NOTE)
     return "\n".join(lines)

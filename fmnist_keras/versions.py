@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -61,6 +63,22 @@ def onednn_enabled() -> bool:
     except ImportError:
         return False
     return bool(_pywrap_util_port.IsMklEnabled())
+
+
+# Linux x86-64: arch_prctl's syscall number, its "which AMX-like state may this process use"
+# query, and the AMX tile data bit of the answer.
+_SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1022, 18
+
+
+def amx_in_use() -> bool:
+    """Whether this process has asked Linux for the AMX tiles, which a library must do before
+    it runs AMX kernels (XNNPACK and oneDNN do when the CPU has them). False off Linux x86-64."""
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return False
+    mask = ctypes.c_uint64(0)
+    if ctypes.CDLL(None).syscall(_SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, ctypes.byref(mask)) != 0:
+        return False  # a kernel older than 5.16 has no AMX support
+    return bool(mask.value >> _XFEATURE_XTILEDATA & 1)
 
 
 def cpu_description(cpuinfo: Path = CPUINFO) -> str:

@@ -134,6 +134,21 @@ def test_bench_returns_ordered_percentiles(bench_json):
     assert rows[1]["throughput_batch"] == 256
 
 
+def test_bench_says_when_xnnpack_ran_with_amx(bench_json):
+    # XNNPACK asks Linux for the AMX tiles where the CPU has them, and its int8 kernels then run
+    # on them (3.5x slower for this model at batch 1 on a Xeon): the row and the table say so.
+    from fmnist_keras.bench import AMX_NOTE, bench_table
+    from fmnist_keras.versions import cpu_flags
+
+    rows = json.loads(bench_json.read_text())["results"]
+    assert rows[0]["xnnpack_amx"] is ("amx_int8" in cpu_flags())
+    assert "xnnpack_amx" not in rows[1]  # TensorFlow's oneDNN asks for AMX whatever the model
+    assert (AMX_NOTE in bench_table(rows)) is rows[0]["xnnpack_amx"]
+    code = "from fmnist_keras.versions import amx_in_use; print(amx_in_use())"
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == "False"  # nothing has asked yet in a fresh process
+
+
 @pytest.mark.parametrize(
     ("name", "payload", "expected"),
     [
