@@ -76,7 +76,9 @@ def amx_in_use() -> bool:
     if sys.platform != "linux" or platform.machine() != "x86_64":
         return False
     mask = ctypes.c_uint64(0)
-    if ctypes.CDLL(None).syscall(_SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, ctypes.byref(mask)) != 0:
+    # syscall() is variadic and reads longs: pass longs, not ctypes' default 32-bit ints.
+    args = ctypes.c_long(_SYS_ARCH_PRCTL), ctypes.c_long(_ARCH_GET_XCOMP_PERM), ctypes.byref(mask)
+    if ctypes.CDLL(None).syscall(*args) != 0:
         return False  # a kernel older than 5.16 has no AMX support
     return bool(mask.value >> _XFEATURE_XTILEDATA & 1)
 
