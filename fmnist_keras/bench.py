@@ -183,9 +183,9 @@ if __name__ == "__main__":
 # Measured on a Xeon with AMX (docs/benchmarks.md): the int8 file took 96-98 us at batch 1 on
 # XNNPACK's AMX kernels against 26-28 us on its AVX-512 VNNI ones.
 AMX_NOTE = (
-    "note: XNNPACK ran the .tflite files with this CPU's AMX tiles enabled; for this small\n"
-    "int8 model at batch 1 they were 3.5x slower than its VNNI kernels on a Xeon. To time\n"
-    "it without them, see tools/noamx_exec.c."
+    "note: XNNPACK ran the .tflite files with this CPU's AMX tiles enabled. For this int8\n"
+    "model at batch 1 we measured them 3.5x slower than its VNNI kernels on a Xeon\n"
+    "(docs/benchmarks.md); tools/noamx_exec.c times it without them."
 )
 
 
