@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,15 @@ def data_copy(real_data_dir, tmp_path) -> Path:
             source = real_data_dir / stem
         (folder / source.name).symlink_to(source)
     return folder
+
+
+def in_fresh_process(function: str, env: dict | None = None) -> str:
+    """What fmnist_keras.versions.`function`() prints in a new interpreter (state TensorFlow and
+    Linux keep per process: oneDNN's switch, AMX permission)."""
+    code = f"from fmnist_keras.versions import {function}; print({function}())"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip()
 
 
 def replace_file(folder: Path, stem: str, payload: bytes) -> Path:

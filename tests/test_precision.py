@@ -1,13 +1,10 @@
 """--precision: what each choice computes in, on which hardware, and reading older records."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from fmnist_keras.config import TrainConfig
 from fmnist_keras.precision import AMX_BF16_FLAG, Precision, compute_policy
+from tests.conftest import in_fresh_process
 
 AMX_CPU = {"avx2", "avx512f", "avx512_bf16", "amx_tile", AMX_BF16_FLAG}
 AVX512_BF16_CPU = {"avx2", "avx512f", "avx512_bf16"}  # bfloat16 instructions but no matrix units
@@ -35,10 +32,8 @@ def test_compute_policy(precision, on_gpu, flags, onednn, policy):
 def test_onednn_enabled_follows_tensorflows_switch(setting, enabled):
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: a fresh process per setting. If
     # a TensorFlow upgrade moves the private hook we ask, the "1" case fails here.
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": setting, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    code = "from fmnist_keras.versions import onednn_enabled; print(onednn_enabled())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(enabled)
+    env = {"TF_ENABLE_ONEDNN_OPTS": setting, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    assert in_fresh_process("onednn_enabled", env) == str(enabled)
 
 
 def test_records_from_before_precision_read_as_what_they_ran():

@@ -144,9 +144,9 @@ def test_bench_says_when_xnnpack_ran_with_amx(bench_json):
     assert rows[0]["xnnpack_amx"] is ("amx_int8" in cpu_flags())
     assert "xnnpack_amx" not in rows[1]  # TensorFlow's oneDNN asks for AMX whatever the model
     assert (AMX_NOTE in bench_table(rows)) is rows[0]["xnnpack_amx"]
-    code = "from fmnist_keras.versions import amx_in_use; print(amx_in_use())"
-    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert fresh.stdout.strip() == "False"  # nothing has asked yet in a fresh process
+    from tests.conftest import in_fresh_process
+
+    assert in_fresh_process("amx_in_use") == "False"  # nothing has asked yet in a fresh process
 
 
 @pytest.mark.parametrize(
