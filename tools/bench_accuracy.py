@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tool_support import run_child
+from tool_support import run_child, seed_number
 
 from fmnist_keras.config import TrainConfig
 from fmnist_keras.precision import Precision
@@ -44,7 +44,7 @@ def _timed(command: list[str], what: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--keep", type=Path, help="keep each run's folder under this path")
     parser.add_argument("--precision", choices=[p.value for p in Precision], default=TrainConfig().precision,
                         help="passed to fmnist train (default: its default)")  # fmt: skip

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tool_support import positive_int, run_child
+from tool_support import positive_int, run_child, seed_number
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("levers", nargs="*", metavar="LEVER", help="names from --list; include default to compare")
     parser.add_argument("--list", action="store_true", help="print the levers and exit")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=positive_int, default=1, help="TensorFlow threads per run")
     parser.add_argument("--jobs", type=positive_int, default=2, help="runs at a time")
     parser.add_argument("--output", type=Path, help="append one JSON line per run to this file")
