@@ -23,10 +23,7 @@ def run_child(command: list[str], what: str) -> subprocess.CompletedProcess:
 
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1 (batch sizes, epochs)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -36,10 +33,14 @@ def seed_number(text: str) -> int:
     """argparse type: a seed fmnist train accepts (0 .. 2**32 - 1)."""
     from fmnist_keras.config import MAX_SEED
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole_number(text)
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {value}")
     return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
