@@ -41,7 +41,7 @@ def test_every_lever_is_config_fields_or_a_patch_of_the_tool(screen):
     for name, lever in screen.LEVERS.items():
         assert set(lever.overrides) <= fields, name
         assert lever.overrides or lever.patch or name == "default", name
-        assert lever.patch is None or callable(getattr(screen, lever.patch)), name
+        assert lever.patch is None or lever.patch.__name__.startswith("patch_"), name
 
 
 def _compiled(config: TrainConfig):

@@ -25,6 +25,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,44 +37,8 @@ from tool_support import positive_int, run_child, seed_number
 class Lever:
     what: str
     overrides: dict = field(default_factory=dict)  # TrainConfig fields
-    patch: str | None = None  # name of a patch_* function below
+    patch: Callable | None = None  # one of the patch_* functions below
     arg: float | None = None  # the patch's parameter
-
-
-LEVERS = {
-    "default": Lever("the default recipe (fmnist_keras.config.TrainConfig)"),
-    "weight-decay-0.005": Lever("decoupled weight decay 0.005 (AdamW-style)", {"weight_decay": 0.005}),
-    "weight-decay-0.02": Lever("decoupled weight decay 0.02", {"weight_decay": 0.02}),
-    "shift-2px": Lever("random shifts of up to 2 px instead of 1", {"shift_pixels": 2}),
-    "flip": Lever("random horizontal flips on top of the shifts", {"flip": True}),
-    "no-augmentation": Lever("no augmentation at all", {"augment": False}),
-    "label-smoothing-0": Lever("no label smoothing (default 0.1)", {"label_smoothing": 0.0}),
-    "label-smoothing-0.05": Lever("label smoothing 0.05", {"label_smoothing": 0.05}),
-    "lr-3e-3": Lever("peak learning rate 3e-3 (default 2e-3)", {"learning_rate": 3e-3}),
-    "batch-32": Lever("batch 32 (default 64), as many epochs", {"batch_size": 32}),
-    "hold-out-10pc": Lever(
-        "10 % held out, 25 epochs (the previous default: as many steps)", {"validation_split": 0.1, "epochs": 25}
-    ),
-    "ema-0.999": Lever("Adam with weight averaging (use_ema, momentum 0.999)", patch="patch_ema", arg=0.999),
-    "sgd-nesterov": Lever(
-        "SGD, Nesterov momentum 0.9, peak learning rate 0.05, weight decay 5e-4",
-        {"learning_rate": 0.05, "weight_decay": 5e-4},
-        patch="patch_sgd",
-    ),
-    "bn-momentum-0.99": Lever("BatchNorm momentum 0.99 (Keras's default; ours is PyTorch's 0.9)",
-                              patch="patch_bn_momentum", arg=0.99),  # fmt: skip
-    "random-erasing": Lever("random erasing: a black 10x10 box in half of the images", patch="patch_erasing"),
-    "half-shifted": Lever("only half of the images shifted", patch="patch_shift_fraction", arg=0.5),
-    "clean-last-3": Lever("no augmentation in the last 3 epochs", patch="patch_clean_last", arg=3),
-    "self-distill-0.8": Lever(
-        "progressive self-distillation (PS-KD): target (1-a)y + a p_prev(x), a rising to 0.8",
-        patch="patch_self_distillation",
-        arg=0.8,
-    ),
-    "self-distill-0.8-ls0": Lever(
-        "the same without label smoothing", {"label_smoothing": 0.0}, patch="patch_self_distillation", arg=0.8
-    ),
-}
 
 
 # --- patches: each changes the worker's copy of the library before it trains ---------------------
@@ -217,6 +182,42 @@ def patch_self_distillation(alpha: float, config) -> dict:
     return table  # {"probs": the per-image table}, once training has built its dataset
 
 
+LEVERS = {
+    "default": Lever("the default recipe (fmnist_keras.config.TrainConfig)"),
+    "weight-decay-0.005": Lever("decoupled weight decay 0.005 (AdamW-style)", {"weight_decay": 0.005}),
+    "weight-decay-0.02": Lever("decoupled weight decay 0.02", {"weight_decay": 0.02}),
+    "shift-2px": Lever("random shifts of up to 2 px instead of 1", {"shift_pixels": 2}),
+    "flip": Lever("random horizontal flips on top of the shifts", {"flip": True}),
+    "no-augmentation": Lever("no augmentation at all", {"augment": False}),
+    "label-smoothing-0": Lever("no label smoothing (default 0.1)", {"label_smoothing": 0.0}),
+    "label-smoothing-0.05": Lever("label smoothing 0.05", {"label_smoothing": 0.05}),
+    "lr-3e-3": Lever("peak learning rate 3e-3 (default 2e-3)", {"learning_rate": 3e-3}),
+    "batch-32": Lever("batch 32 (default 64), as many epochs", {"batch_size": 32}),
+    "hold-out-10pc": Lever(
+        "10 % held out, 25 epochs (the previous default: as many steps)", {"validation_split": 0.1, "epochs": 25}
+    ),
+    "ema-0.999": Lever("Adam with weight averaging (use_ema, momentum 0.999)", patch=patch_ema, arg=0.999),
+    "sgd-nesterov": Lever(
+        "SGD, Nesterov momentum 0.9, peak learning rate 0.05, weight decay 5e-4",
+        {"learning_rate": 0.05, "weight_decay": 5e-4},
+        patch=patch_sgd,
+    ),
+    "bn-momentum-0.99": Lever("BatchNorm momentum 0.99 (Keras's default; ours is PyTorch's 0.9)",
+                              patch=patch_bn_momentum, arg=0.99),  # fmt: skip
+    "random-erasing": Lever("random erasing: a black 10x10 box in half of the images", patch=patch_erasing),
+    "half-shifted": Lever("only half of the images shifted", patch=patch_shift_fraction, arg=0.5),
+    "clean-last-3": Lever("no augmentation in the last 3 epochs", patch=patch_clean_last, arg=3),
+    "self-distill-0.8": Lever(
+        "progressive self-distillation (PS-KD): target (1-a)y + a p_prev(x), a rising to 0.8",
+        patch=patch_self_distillation,
+        arg=0.8,
+    ),
+    "self-distill-0.8-ls0": Lever(
+        "the same without label smoothing", {"label_smoothing": 0.0}, patch=patch_self_distillation, arg=0.8
+    ),
+}
+
+
 # --- one run, in a worker process ----------------------------------------------------------------
 
 
@@ -231,7 +232,7 @@ def _worker(lever_name: str, seed: int, threads: int, extra: dict) -> None:
     lever = LEVERS[lever_name]
     config = TrainConfig(seed=seed, **{**lever.overrides, **extra})
     if lever.patch:
-        globals()[lever.patch](lever.arg, config)
+        lever.patch(lever.arg, config)
     workdir = Path(tempfile.mkdtemp(prefix="fmnist-screen-"))
     try:
         metrics = train.train_and_evaluate(config, workdir, overwrite=True, verbose=0, log=lambda *_: None)
