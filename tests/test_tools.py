@@ -109,6 +109,13 @@ def test_clean_last_epochs_stop_augmenting_at_the_right_batch(screen, images, fm
     assert np.array_equal(_augment(images, first_clean)[..., 0], images)
 
 
+def test_levers_joined_by_plus_get_both_overrides_and_patches(screen, images, fmnist):
+    config = screen.apply_levers("label-smoothing-0+clean-last-3", 4, {"epochs": 5, "max_train_images": 640})
+    assert (config.label_smoothing, config.seed, config.epochs) == (0.0, 4, 5)
+    plan = train.plan_run(config, Strategy.default, None, 1, fmnist, log=lambda *_: None)
+    assert np.array_equal(_augment(images, 2 * plan.steps)[..., 0], images)  # the last 3 of 5 epochs are clean
+
+
 @pytest.mark.slow
 def test_self_distillation_learns_from_its_own_predictions_of_every_image(screen, real_data_dir, tmp_path):
     config = TrainConfig(epochs=2, max_train_images=640, seed=3)

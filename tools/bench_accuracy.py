@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tool_support import run_child, seed_number
+from tool_support import add_precision_option, run_child, seed_number
 
 from fmnist_keras.config import TrainConfig
-from fmnist_keras.precision import Precision
 from fmnist_keras.versions import cpu_description, installed_version
 
 TOOLS = Path(__file__).parent
@@ -46,8 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--keep", type=Path, help="keep each run's folder under this path")
-    parser.add_argument("--precision", choices=[p.value for p in Precision], default=TrainConfig().precision,
-                        help="passed to fmnist train (default: its default)")  # fmt: skip
+    add_precision_option(parser)
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="fmnist-bench-"))

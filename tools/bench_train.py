@@ -3,14 +3,14 @@
 Both train the same network on the same real Fashion-MNIST training images
 (the default split's 58,800) on this CPU. Ours is exactly what `fmnist train`
 runs: its plan (seeds, op determinism, batch, schedule, and the compute dtype
-that --precision auto picks on this CPU), its compiled model (fused BatchNorm,
+that --precision picks on this CPU, auto by default), its compiled model (fused BatchNorm,
 steps per execution) and its tf.data pipeline with augmentation, in one fit()
 call; the article's loop does no augmentation. Per batch size: a warm-up epoch,
 then the median of --epochs timed epochs (wall seconds, images/s, CPU seconds).
 PyTorch runs when it is installed (`make bench` installs the `bench` extra's
 version).
 
-    python tools/bench_train.py [--batch-sizes 64 256] [--epochs 3]
+    python tools/bench_train.py [--batch-sizes 64 256] [--epochs 3] [--precision float32]
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import statistics
 import sys
 import time
 
-from tool_support import positive_int, run_child
+from tool_support import add_precision_option, positive_int, run_child
 
 
-def bench_keras(dataset, batch_size: int, epochs: int) -> dict:
+def bench_keras(dataset, batch_size: int, epochs: int, precision: str) -> dict:
     import keras
 
     from fmnist_keras.config import TrainConfig
@@ -33,7 +33,7 @@ def bench_keras(dataset, batch_size: int, epochs: int) -> dict:
     from fmnist_keras.pipeline import Augmentation, training_dataset
     from fmnist_keras.train import compiled_model, plan_run
 
-    config = dataclasses.replace(TrainConfig(), batch_size=batch_size, epochs=epochs + 1)
+    config = dataclasses.replace(TrainConfig(), batch_size=batch_size, epochs=epochs + 1, precision=precision)
     plan = plan_run(config, Strategy.default, None, 0, dataset, log=lambda *_: None)
     model = compiled_model(config, plan)
     x, y = plan.split[:2]
@@ -54,7 +54,7 @@ def bench_keras(dataset, batch_size: int, epochs: int) -> dict:
             "dtype": plan.policy or "float32"}  # fmt: skip
 
 
-def bench_torch(dataset, batch_size: int, epochs: int) -> dict:
+def bench_torch(dataset, batch_size: int, epochs: int, precision: str) -> dict:
     from torch_reference import train_article_loop
 
     from fmnist_keras.config import TrainConfig
@@ -66,20 +66,20 @@ def bench_torch(dataset, batch_size: int, epochs: int) -> dict:
     return {"images": len(x), "seconds": statistics.median(walls[1:]), "cpu_seconds": statistics.median(cpus[1:])}
 
 
-def _worker(framework: str, batch_size: int, epochs: int) -> None:
+def _worker(framework: str, batch_size: int, epochs: int, precision: str) -> None:
     from fmnist_keras.data import load_data
     from fmnist_keras.quiet import import_tensorflow_quietly
 
     if framework == "keras":
         import_tensorflow_quietly()
     bench = bench_keras if framework == "keras" else bench_torch
-    print(json.dumps(bench(load_data(), batch_size, epochs)))
+    print(json.dumps(bench(load_data(), batch_size, epochs, precision)))
 
 
-def _measure(framework: str, batch_size: int, epochs: int) -> dict:
+def _measure(framework: str, batch_size: int, epochs: int, precision: str) -> dict:
     """Each framework in its own process: importing torch beside TensorFlow halves TF's threads."""
     command = [sys.executable, __file__, "--worker", framework, "--batch-sizes", str(batch_size),
-               "--epochs", str(epochs)]  # fmt: skip
+               "--epochs", str(epochs), "--precision", precision]  # fmt: skip
     done = run_child(command, f"the {framework} run at batch {batch_size}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -88,10 +88,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[64, 256])
     parser.add_argument("--epochs", type=positive_int, default=3, help="timed epochs after one warm-up epoch")
+    add_precision_option(parser)  # ours only: the article's loop is float32
     parser.add_argument("--worker", choices=["keras", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        _worker(args.worker, args.batch_sizes[0], args.epochs)
+        _worker(args.worker, args.batch_sizes[0], args.epochs, args.precision)
         return
 
     from fmnist_keras.versions import cpu_description, installed_version
@@ -100,10 +101,10 @@ def main() -> None:
     print(f"{cpu_description()}; median of {args.epochs} epochs after 1 warm-up, each framework in its own process")
     print(f"{'framework':<30}{'batch':>6}{'s/epoch':>9}{'images/s':>10}{'CPU s/epoch':>13}{'speed-up':>10}")
     for batch_size in args.batch_sizes:
-        ours = _measure("keras", batch_size, args.epochs)
+        ours = _measure("keras", batch_size, args.epochs, args.precision)
         rows = [(f"keras (ours, {ours['dtype']})", ours)]
         if torch_version:
-            rows.append((f"pytorch {torch_version} (article)", _measure("torch", batch_size, args.epochs)))
+            rows.append((f"pytorch {torch_version} (article)", _measure("torch", batch_size, args.epochs, "float32")))
         keras_seconds = rows[0][1]["seconds"]
         for name, r in rows:
             ratio = (

@@ -13,6 +13,9 @@ SGD, random erasing, ...): they are patched into the worker process's copy of
 the library here, and tests/test_tools.py runs each patch for a few steps so a
 change in the library cannot silently turn one into a no-op.
 
+Levers joined by "+" run together (their overrides merged, their patches applied
+in order), e.g. `label-smoothing-0+clean-last-3`.
+
     python tools/screen_recipe.py default ema-0.999 --seeds 0 1 2 [--output results.jsonl]
     python tools/screen_recipe.py --list
 """
@@ -202,8 +205,9 @@ LEVERS = {
         {"learning_rate": 0.05, "weight_decay": 5e-4},
         patch=patch_sgd,
     ),
-    "bn-momentum-0.99": Lever("BatchNorm momentum 0.99 (Keras's default; ours is PyTorch's 0.9)",
-                              patch=patch_bn_momentum, arg=0.99),  # fmt: skip
+    "bn-momentum-0.99": Lever(
+        "BatchNorm momentum 0.99 (Keras's default; ours is PyTorch's 0.9)", patch=patch_bn_momentum, arg=0.99
+    ),  # fmt: skip
     "random-erasing": Lever("random erasing: a black 10x10 box in half of the images", patch=patch_erasing),
     "half-shifted": Lever("only half of the images shifted", patch=patch_shift_fraction, arg=0.5),
     "clean-last-3": Lever("no augmentation in the last 3 epochs", patch=patch_clean_last, arg=3),
@@ -221,18 +225,28 @@ LEVERS = {
 # --- one run, in a worker process ----------------------------------------------------------------
 
 
+def apply_levers(name: str, seed: int, extra: dict):
+    """The TrainConfig of lever `name` (or of levers joined by "+") with `extra` fields on top; applies
+    the levers' patches to this process's copy of the library, in order."""
+    from fmnist_keras.config import TrainConfig
+
+    levers = [LEVERS[part] for part in name.split("+")]
+    overrides = {k: v for lever in levers for k, v in lever.overrides.items()}
+    config = TrainConfig(seed=seed, **{**overrides, **extra})
+    for lever in levers:
+        if lever.patch:
+            lever.patch(lever.arg, config)
+    return config
+
+
 def _worker(lever_name: str, seed: int, threads: int, extra: dict) -> None:
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     from fmnist_keras import train
-    from fmnist_keras.config import TrainConfig
 
-    lever = LEVERS[lever_name]
-    config = TrainConfig(seed=seed, **{**lever.overrides, **extra})
-    if lever.patch:
-        lever.patch(lever.arg, config)
+    config = apply_levers(lever_name, seed, extra)
     workdir = Path(tempfile.mkdtemp(prefix="fmnist-screen-"))
     try:
         metrics = train.train_and_evaluate(config, workdir, overwrite=True, verbose=0, log=lambda *_: None)
@@ -256,16 +270,22 @@ def _run(lever: str, seed: int, args) -> dict:
 def _print_table(results: list[dict], levers: list[str], seeds: list[int]) -> None:
     acc = {(r["lever"], r["seed"]): r["test_accuracy"] for r in results}
     means = {lever: statistics.mean(acc[lever, s] for s in seeds) for lever in levers}
-    print(f"{'lever':<22}" + "".join(f"{'seed ' + str(s):>9}" for s in seeds) + f"{'mean':>9}{'vs default':>12}")
+    w = max(22, *(len(lever) + 1 for lever in levers))
+    print(f"{'lever':<{w}}" + "".join(f"{'seed ' + str(s):>9}" for s in seeds) + f"{'mean':>9}{'vs default':>12}")
     for lever in levers:
         delta = f"{(means[lever] - means['default']) * 100:+.2f}" if "default" in means and lever != "default" else ""
         cells = "".join(f"{acc[lever, s]:>9.2%}" for s in seeds)
-        print(f"{lever:<22}{cells}{means[lever]:>9.2%}{delta:>12}")
+        print(f"{lever:<{w}}{cells}{means[lever]:>9.2%}{delta:>12}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("levers", nargs="*", metavar="LEVER", help="names from --list; include default to compare")
+    parser.add_argument(
+        "levers",
+        nargs="*",
+        metavar="LEVER",
+        help="names from --list, or several joined by +; include default to compare",
+    )
     parser.add_argument("--list", action="store_true", help="print the levers and exit")
     parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=positive_int, default=1, help="TensorFlow threads per run")
@@ -283,7 +303,7 @@ def main() -> None:
         for name, lever in LEVERS.items():
             print(f"{name:<22}{lever.what}")
         return
-    unknown = [name for name in args.levers if name not in LEVERS]
+    unknown = [part for name in args.levers for part in name.split("+") if part not in LEVERS]
     if unknown:
         parser.error(f"unknown lever(s) {', '.join(unknown)}; --list shows the names")
 

@@ -1,4 +1,4 @@
-"""What every benchmark script shares: argument types and running a child process.
+"""What every benchmark script shares: argument types, options and running a child process.
 
 A benchmark runs `fmnist` or a worker in a fresh process; when that child fails,
 the script prints one line with the child's own last line (its `error:` line)
@@ -37,6 +37,15 @@ def seed_number(text: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {value}")
     return value
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """--precision, as `fmnist train` takes it, with the same default."""
+    from fmnist_keras.config import TrainConfig
+    from fmnist_keras.precision import Precision
+
+    parser.add_argument("--precision", choices=[p.value for p in Precision], default=TrainConfig().precision,
+                        help="as fmnist train's --precision (default: its default)")  # fmt: skip
 
 
 def _whole_number(text: str) -> int:
