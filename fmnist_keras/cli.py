@@ -118,6 +118,9 @@ def train(
         TRAIN.shift_pixels
     ),
     flip: Annotated[bool, typer.Option(help="Random horizontal flips (off: the shoes all face left).")] = TRAIN.flip,
+    clean_epochs: Annotated[
+        int, typer.Option(min=0, max=10_000, help="Train the last N epochs on images as they are (no augmentation).")
+    ] = TRAIN.clean_epochs,
     validation_split: Annotated[
         float, typer.Option(min=0.01, max=0.5, help="Fraction of training images held out for validation.")
     ] = TRAIN.validation_split,
@@ -160,6 +163,7 @@ def train(
         augment=augment,
         shift_pixels=shift_pixels,
         flip=flip,
+        clean_epochs=clean_epochs,
         validation_split=validation_split,
         seed=seed,
         max_train_images=max_train_images,

@@ -21,7 +21,7 @@ class Augmentation:
     @classmethod
     def of(cls, recipe) -> Augmentation | None:
         """The augmentation a recipe (TrainConfig) asks for; None when it changes nothing."""
-        if not recipe.augment or not (recipe.flip or recipe.shift_pixels):
+        if not recipe.augment or not (recipe.flip or recipe.shift_pixels) or not recipe.augmented_epochs:
             return None
         return cls(flip=recipe.flip, shift_pixels=recipe.shift_pixels)
 
@@ -74,21 +74,36 @@ def _as_model_input(images: np.ndarray) -> np.ndarray:
 
 
 def training_dataset(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augmentation: Augmentation | None
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    seed: int,
+    augmentation: Augmentation | None,
+    augmented_batches: int | None = None,
+    first_batch: int = 0,
 ) -> tf.data.Dataset:
     """Endless, reshuffled, optionally augmented batches of 0..255 pixels as float32.
 
     Endless so one iterator spans all epochs and the batch counter that seeds
-    the augmentation never repeats; fit() gets steps_per_epoch().
+    the augmentation never repeats; fit() gets steps_per_epoch(). With
+    `augmented_batches`, only the batches counted below it are augmented; the
+    count starts at `first_batch` (a resumed run continues it).
     """
     ds = tf.data.Dataset.from_tensor_slices((_as_model_input(images), labels.astype(np.int32)))
     ds = ds.cache().shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
     # One-hot targets: Keras's sparse cross-entropy has no label smoothing.
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, NUM_CLASSES)))
     if augmentation is not None:
-        ds = ds.enumerate().map(
-            lambda i, xy: (augment_batch(xy[0], tf.stack([tf.cast(seed, tf.int64), i]), augmentation), xy[1])
-        )
+
+        def augment(i, xy):
+            def augmented():
+                return augment_batch(xy[0], tf.stack([tf.cast(seed, tf.int64), i]), augmentation)
+
+            if augmented_batches is None:
+                return augmented(), xy[1]
+            return tf.cond(i < augmented_batches, augmented, lambda: xy[0]), xy[1]
+
+        ds = ds.enumerate(start=first_batch).map(augment)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -279,9 +279,9 @@ def _fit(config: TrainConfig, plan: Plan, state: Path, verbose) -> tuple[object,
     """Train (or resume from the state's checkpoint); returns the model and the losses of the epochs run."""
     import keras
 
-    from fmnist_keras.pipeline import Augmentation, eval_dataset, training_dataset
+    from fmnist_keras.pipeline import eval_dataset
 
-    x_train, y_train, x_val, y_val = plan.split
+    x_val, y_val = plan.split[2:]
     with plan.placement.strategy.scope():
         model = compiled_model(config, plan)
         # The log row is written before the checkpoint: a kill between the two repeats the
@@ -291,7 +291,7 @@ def _fit(config: TrainConfig, plan: Plan, state: Path, verbose) -> tuple[object,
             keras.callbacks.CSVLogger(str(state / "log.csv"), append=True),
             _checkpoint_callback(state / "backup"),
         ]
-        train_ds = training_dataset(x_train, y_train, plan.global_batch, config.seed, Augmentation.of(config))
+        train_ds = training_batches(config, plan, first_epoch=_completed_epochs(state / "backup"))
         if plan.placement.kind is Strategy.multi_worker:
             _let_fit_run_multi_worker(model)
         history = model.fit(
@@ -304,6 +304,23 @@ def _fit(config: TrainConfig, plan: Plan, state: Path, verbose) -> tuple[object,
             verbose=verbose if plan.placement.is_chief else 0,
         )
     return model, history.history.get("loss", [])
+
+
+def training_batches(config: TrainConfig, plan: Plan, first_epoch: int = 0):
+    """The endless training batches of `fmnist train` from epoch `first_epoch` on: augmented as
+    the config asks, the last `clean_epochs` epochs as they are."""
+    from fmnist_keras.pipeline import Augmentation, training_dataset
+
+    x, y = plan.split[:2]
+    return training_dataset(x, y, plan.global_batch, config.seed, Augmentation.of(config),
+                            augmented_batches=config.augmented_epochs * plan.steps,
+                            first_batch=first_epoch * plan.steps)  # fmt: skip
+
+
+def _completed_epochs(backup: Path) -> int:
+    """Epochs the checkpoint that fit() resumes from has trained (0 when there is none)."""
+    metadata = backup / CHECKPOINTS[0][1]
+    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0  # checked by _check_checkpoint
 
 
 def _raise_if_diverged(model, losses: list[float], state: Path, peak_lr: float) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from fmnist_keras.config import TrainConfig
 from fmnist_keras.export.report import _augmentation
-from fmnist_keras.pipeline import Augmentation, augment_batch
+from fmnist_keras.pipeline import Augmentation, augment_batch, training_dataset
 
 SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
@@ -77,9 +77,38 @@ def test_a_recipe_that_changes_nothing_gets_no_augmentation_step():
     assert Augmentation.of(dataclasses.replace(config, flip=True, shift_pixels=0)) == Augmentation(True, 0)
 
 
-def test_a_recipe_recorded_before_flip_was_an_option_is_read_as_flipping():
-    recorded = {k: v for k, v in TrainConfig().to_dict().items() if k != "flip"}
+def test_a_recipe_recorded_before_flip_and_clean_epochs_were_options_is_read_as_it_ran():
+    recorded = {k: v for k, v in TrainConfig().to_dict().items() if k not in ("flip", "clean_epochs")}
     assert TrainConfig.from_dict(recorded).flip is True
+    assert TrainConfig.from_dict(recorded).clean_epochs == 0  # every epoch was augmented
     assert _augmentation(TrainConfig.from_dict(recorded).to_dict()) == "random flips and random ±1 px shifts"
-    assert _augmentation(TrainConfig().to_dict()) == "random ±1 px shifts"
+    assert _augmentation(TrainConfig().to_dict()) == "random ±1 px shifts, none in the last 3 epochs"
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+
+
+def test_clean_epochs_leave_the_last_epochs_unaugmented():
+    config = TrainConfig(epochs=5, clean_epochs=2)
+    assert config.augmented_epochs == 3
+    assert TrainConfig(epochs=2, clean_epochs=3).augmented_epochs == 0
+    assert Augmentation.of(TrainConfig(epochs=2, clean_epochs=3)) is None  # nothing left to augment
+    assert _augmentation(TrainConfig(epochs=2, clean_epochs=3).to_dict()) == "none"
+
+
+def _batches(images: np.ndarray, augmented_batches: int, first_batch: int = 0, count: int = 3) -> list[np.ndarray]:
+    labels = np.zeros(len(images), np.int64)
+    ds = training_dataset(images, labels, len(images), 0, Augmentation(False, 1), augmented_batches, first_batch)
+    return [x.numpy()[..., 0] for x, _ in ds.take(count)]
+
+
+def _as_they_are(batch: np.ndarray, images: np.ndarray) -> bool:
+    """Whether `batch` holds exactly `images` (in the pipeline's shuffled order)."""
+    return sorted(map(bytes, batch.astype(np.uint8))) == sorted(map(bytes, images.astype(np.uint8)))
+
+
+def test_the_batch_count_decides_which_batches_are_augmented(images):
+    # One batch per epoch: batches 0 and 1 augmented, 2 as it is.
+    first, second, third = _batches(images, augmented_batches=2)
+    assert not _as_they_are(first, images) and not _as_they_are(second, images)
+    assert _as_they_are(third, images)
+    # A run resumed at batch 2 continues the count: its first batch is a clean one.
+    assert all(_as_they_are(b, images) for b in _batches(images, augmented_batches=2, first_batch=2))

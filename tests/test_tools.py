@@ -15,7 +15,6 @@ import pytest
 
 from fmnist_keras import fused, pipeline, train
 from fmnist_keras.config import TrainConfig
-from fmnist_keras.distribute import Strategy
 from fmnist_keras.pipeline import Augmentation
 
 TOOLS = Path(__file__).parents[1] / "tools"
@@ -30,7 +29,7 @@ def screen(monkeypatch):
     import screen_recipe
 
     for owner, name in ((keras.optimizers, "Adam"), (fused, "FusedBatchNormalization"), (pipeline, "augment_batch"),
-                        (pipeline, "training_dataset"), (train, "compiled_model"), (train, "plan_run")):  # fmt: skip
+                        (pipeline, "training_dataset"), (train, "compiled_model")):  # fmt: skip
         monkeypatch.setattr(owner, name, getattr(owner, name))
     return screen_recipe
 
@@ -100,20 +99,11 @@ def test_half_shifted_leaves_about_half_of_the_images_as_they_were(screen, image
     assert 16 <= sum(kept) <= 56  # half unshifted, plus the 1 in 9 shifts by (0, 0)
 
 
-def test_clean_last_epochs_stop_augmenting_at_the_right_batch(screen, images, fmnist):
-    config = TrainConfig(epochs=5, max_train_images=640)
-    screen.patch_clean_last(2, config)
-    plan = train.plan_run(config, Strategy.default, None, 1, fmnist, log=lambda *_: None)
-    first_clean = 3 * plan.steps
-    assert not np.array_equal(_augment(images, first_clean - 1)[..., 0], images)
-    assert np.array_equal(_augment(images, first_clean)[..., 0], images)
-
-
-def test_levers_joined_by_plus_get_both_overrides_and_patches(screen, images, fmnist):
-    config = screen.apply_levers("label-smoothing-0+clean-last-3", 4, {"epochs": 5, "max_train_images": 640})
-    assert (config.label_smoothing, config.seed, config.epochs) == (0.0, 4, 5)
-    plan = train.plan_run(config, Strategy.default, None, 1, fmnist, log=lambda *_: None)
-    assert np.array_equal(_augment(images, 2 * plan.steps)[..., 0], images)  # the last 3 of 5 epochs are clean
+def test_levers_joined_by_plus_get_both_overrides_and_patches(screen):
+    config = screen.apply_levers("label-smoothing-0+bn-momentum-0.99+no-clean-epochs", 4, {"epochs": 5})
+    assert (config.label_smoothing, config.clean_epochs, config.seed, config.epochs) == (0.0, 0, 4, 5)
+    model = _compiled(config)
+    assert [model.get_layer(n).momentum for n in ("bn1", "bn2")] == [0.99, 0.99]
 
 
 @pytest.mark.slow

@@ -30,10 +30,12 @@ def bench_keras(dataset, batch_size: int, epochs: int, precision: str) -> dict:
 
     from fmnist_keras.config import TrainConfig
     from fmnist_keras.distribute import Strategy
-    from fmnist_keras.pipeline import Augmentation, training_dataset
-    from fmnist_keras.train import compiled_model, plan_run
+    from fmnist_keras.train import compiled_model, plan_run, training_batches
 
-    config = dataclasses.replace(TrainConfig(), batch_size=batch_size, epochs=epochs + 1, precision=precision)
+    # clean_epochs=0: every timed epoch augmented, as all but the last few of the default's are
+    config = dataclasses.replace(
+        TrainConfig(), batch_size=batch_size, epochs=epochs + 1, precision=precision, clean_epochs=0
+    )
     plan = plan_run(config, Strategy.default, None, 0, dataset, log=lambda *_: None)
     model = compiled_model(config, plan)
     x, y = plan.split[:2]
@@ -47,7 +49,7 @@ def bench_keras(dataset, batch_size: int, epochs: int, precision: str) -> dict:
             walls.append(time.perf_counter() - self.wall)
             cpus.append(time.process_time() - self.cpu)
 
-    train_ds = training_dataset(x, y, plan.global_batch, config.seed, Augmentation.of(config))
+    train_ds = training_batches(config, plan)
     model.fit(train_ds, epochs=epochs + 1, steps_per_epoch=plan.steps, shuffle=False, verbose=0,
               callbacks=[EpochTimer()])  # fmt: skip
     return {"images": len(x), "seconds": statistics.median(walls[1:]), "cpu_seconds": statistics.median(cpus[1:]),

@@ -117,24 +117,6 @@ def patch_shift_fraction(fraction: float, config) -> None:
                                                                     augmented, clean))  # fmt: skip
 
 
-def patch_clean_last(epochs: float, config) -> None:
-    import tensorflow as tf
-
-    from fmnist_keras import train
-
-    original = train.plan_run
-
-    def plan_run(*args, **kwargs):
-        plan = original(*args, **kwargs)
-        first_clean_batch = (config.epochs - int(epochs)) * plan.steps
-        # seed_pair[1] counts batches over the whole run (pipeline.training_dataset)
-        _wrap_augmentation(lambda clean, augmented, seed_pair: tf.where(seed_pair[1] >= first_clean_batch,
-                                                                        clean, augmented))  # fmt: skip
-        return plan
-
-    train.plan_run = plan_run
-
-
 def patch_self_distillation(alpha: float, config) -> dict:
     """PS-KD (Kim et al., 2021): epoch t learns (1 - a_t) y + a_t p_{t-1}(x), a_t = alpha t / epochs, where
     p_{t-1}(x) is the model's own softmax on that image one epoch earlier, kept in a table written by the
@@ -150,14 +132,14 @@ def patch_self_distillation(alpha: float, config) -> dict:
     table = {}
     original_dataset, original_compiled = pipeline.training_dataset, train.compiled_model
 
-    def training_dataset(images, labels, batch_size, seed, augmentation):
+    def training_dataset(images, labels, batch_size, seed, augmentation, augmented_batches=None, first_batch=0):
         # The index of each image rides through the same pipeline as a picture whose pixels all hold
         # it (exact in float32), so both see the same shuffle; train_step checks the labels agree.
         n = len(images)
         index_images = np.repeat(np.arange(n, dtype=np.float32)[:, None], 28 * 28, axis=1)
         indices = original_dataset(index_images, labels, batch_size, seed, None)
         table["probs"] = tf.Variable(tf.zeros([n, NUM_CLASSES]), trainable=False)
-        real = original_dataset(images, labels, batch_size, seed, augmentation)
+        real = original_dataset(images, labels, batch_size, seed, augmentation, augmented_batches, first_batch)
         joined = tf.data.Dataset.zip(real, indices)
         return joined.map(lambda xy, iy: (xy[0], (xy[1], iy[1], tf.cast(iy[0][:, 0, 0, 0], tf.int32))))
 
@@ -197,7 +179,7 @@ LEVERS = {
     "lr-3e-3": Lever("peak learning rate 3e-3 (default 2e-3)", {"learning_rate": 3e-3}),
     "batch-32": Lever("batch 32 (default 64), as many epochs", {"batch_size": 32}),
     "hold-out-10pc": Lever(
-        "10 % held out, 25 epochs (the previous default: as many steps)", {"validation_split": 0.1, "epochs": 25}
+        "10 % held out, 25 epochs (an earlier default: as many steps)", {"validation_split": 0.1, "epochs": 25}
     ),
     "ema-0.999": Lever("Adam with weight averaging (use_ema, momentum 0.999)", patch=patch_ema, arg=0.999),
     "sgd-nesterov": Lever(
@@ -210,7 +192,7 @@ LEVERS = {
     ),  # fmt: skip
     "random-erasing": Lever("random erasing: a black 10x10 box in half of the images", patch=patch_erasing),
     "half-shifted": Lever("only half of the images shifted", patch=patch_shift_fraction, arg=0.5),
-    "clean-last-3": Lever("no augmentation in the last 3 epochs", patch=patch_clean_last, arg=3),
+    "no-clean-epochs": Lever("every epoch augmented (the default before clean_epochs)", {"clean_epochs": 0}),
     "self-distill-0.8": Lever(
         "progressive self-distillation (PS-KD): target (1-a)y + a p_prev(x), a rising to 0.8",
         patch=patch_self_distillation,

@@ -157,7 +157,11 @@ def _augmentation(config: dict) -> str:
     from fmnist_keras.config import TrainConfig
     from fmnist_keras.pipeline import Augmentation  # imports TensorFlow: only when a card is written
 
-    return Augmentation.describe(Augmentation.of(TrainConfig.from_dict(config)))
+    recipe = TrainConfig.from_dict(config)
+    described = Augmentation.describe(Augmentation.of(recipe))
+    if described != "none" and recipe.augmented_epochs < recipe.epochs:
+        described += f", none in the last {recipe.epochs - recipe.augmented_epochs} epochs"
+    return described
 
 
 def _confusions_sentence(most_confused: list[dict]) -> str:
