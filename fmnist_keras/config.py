@@ -152,10 +152,5 @@ class ExportConfig:
     # For smoke tests, never for published numbers (like TrainConfig.max_train_images).
     finetune_max_images: int | None = None
 
-    @property
-    def augmented_epochs(self) -> int:
-        """Epochs that see augmented images: all but the clean last ones."""
-        return max(0, self.epochs - self.clean_epochs)
-
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

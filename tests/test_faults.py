@@ -427,6 +427,8 @@ def test_an_interrupt_after_the_last_epoch_resumes_without_retraining(tmp_path, 
         result = runner.invoke(app, args)
     assert result.exit_code == 130 and "interrupted" in result.output
     assert not (out / "model.keras").exists() and (out / ".train_state").exists()
+    # What Keras's checkpoint records, and so where a resumed run's augmentation count goes on
+    assert train._completed_epochs(out / ".train_state" / "backup") == 1
 
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
