@@ -14,7 +14,7 @@ the library here, and tests/test_tools.py runs each patch for a few steps so a
 change in the library cannot silently turn one into a no-op.
 
 Levers joined by "+" run together (their overrides merged, their patches applied
-in order), e.g. `label-smoothing-0+clean-last-3`.
+in order), e.g. `label-smoothing-0+no-clean-epochs`.
 
     python tools/screen_recipe.py default ema-0.999 --seeds 0 1 2 [--output results.jsonl]
     python tools/screen_recipe.py --list
@@ -178,6 +178,11 @@ LEVERS = {
     "label-smoothing-0.05": Lever("label smoothing 0.05", {"label_smoothing": 0.05}),
     "lr-3e-3": Lever("peak learning rate 3e-3 (default 2e-3)", {"learning_rate": 3e-3}),
     "batch-32": Lever("batch 32 (default 64), as many epochs", {"batch_size": 32}),
+    # Larger batches run faster per epoch on CPUs without AMX (docs/benchmarks.md), which
+    # could buy back the float32 time budget if they cost no accuracy.
+    "batch-128": Lever("batch 128, as many epochs, the same learning rate", {"batch_size": 128}),
+    "batch-128-lr-3e-3": Lever("batch 128, peak learning rate 3e-3 (about 2e-3 x sqrt 2)",
+                               {"batch_size": 128, "learning_rate": 3e-3}),  # fmt: skip
     "hold-out-10pc": Lever(
         "10 % held out, 25 epochs (an earlier default: as many steps)", {"validation_split": 0.1, "epochs": 25}
     ),
