@@ -181,8 +181,9 @@ LEVERS = {
     # Larger batches run faster per epoch on CPUs without AMX (docs/benchmarks.md), which
     # could buy back the float32 time budget if they cost no accuracy.
     "batch-128": Lever("batch 128, as many epochs, the same learning rate", {"batch_size": 128}),
-    "batch-128-lr-3e-3": Lever("batch 128, peak learning rate 3e-3 (about 2e-3 x sqrt 2)",
-                               {"batch_size": 128, "learning_rate": 3e-3}),  # fmt: skip
+    "batch-128-lr-3e-3": Lever(
+        "batch 128, peak learning rate 3e-3 (about 2e-3 x sqrt 2)", {"batch_size": 128, "learning_rate": 3e-3}
+    ),
     "hold-out-10pc": Lever(
         "10 % held out, 25 epochs (an earlier default: as many steps)", {"validation_split": 0.1, "epochs": 25}
     ),
