@@ -65,10 +65,10 @@ def test_batch_norm_patch_reaches_the_trained_model(screen):
     assert [model.get_layer(n).momentum for n in ("bn1", "bn2")] == [0.99, 0.99]
 
 
-def _augment(images: np.ndarray, batch_counter: int = 0) -> np.ndarray:
+def _augment(images: np.ndarray) -> np.ndarray:
     import tensorflow as tf
 
-    seed = tf.constant([0, batch_counter], tf.int64)
+    seed = tf.constant([0, 0], tf.int64)
     return pipeline.augment_batch(tf.constant(images[..., None]), seed, Augmentation.of(TrainConfig())).numpy()
 
 

@@ -95,6 +95,11 @@ MAX_OUTPUT_DIFF_STEPS = 2
 MAX_FLIP_MARGIN_STEPS = 2
 
 
+def max_diff_steps(micro: np.ndarray, litert: np.ndarray, step: float) -> float:
+    """The largest difference between TFLM's and LiteRT's outputs, in quantization steps."""
+    return float(np.max(np.abs(micro - litert)) / step)
+
+
 def rounding_disagreement(micro: np.ndarray, litert: np.ndarray, step: float) -> str | None:
     """Why TFLM's outputs differ from LiteRT's by more than rounding, or None.
 
@@ -103,7 +108,7 @@ def rounding_disagreement(micro: np.ndarray, litert: np.ndarray, step: float) ->
     rows = np.arange(len(litert))
     margin = (litert[rows, litert.argmax(1)] - litert[rows, micro.argmax(1)]) / step
     real = int(np.sum(margin > MAX_FLIP_MARGIN_STEPS + 0.5))
-    max_diff = float(np.max(np.abs(micro - litert)) / step)
+    max_diff = max_diff_steps(micro, litert, step)
     if real or not max_diff <= MAX_OUTPUT_DIFF_STEPS + 0.5:
         return (
             f"TFLite Micro and LiteRT disagree on {real} of {len(litert)} images beyond rounding "
@@ -116,7 +121,7 @@ def _agreement(micro: np.ndarray, litert: np.ndarray, model_bytes: bytes) -> tup
     """(same predictions, largest output difference in quantization steps, failure or None)."""
     step = output_step(model_bytes, litert)
     same = int(np.sum(micro.argmax(1) == litert.argmax(1)))
-    return same, float(np.max(np.abs(micro - litert)) / step), rounding_disagreement(micro, litert, step)
+    return same, max_diff_steps(micro, litert, step), rounding_disagreement(micro, litert, step)
 
 
 def verify_micro_source(
