@@ -34,6 +34,7 @@ def build_model(
     rescale: bool = True,
     dtype_policy: str | None = None,
     fused_batch_norm: bool = False,
+    pool_before_relu: bool = False,
 ):
     """Build the network with `keras` (Keras 3 by default; `tf_keras` for tfmot).
 
@@ -45,6 +46,11 @@ def build_model(
     except the logits, which stay float32 so the loss and softmax are exact.
     `fused_batch_norm` trains BatchNorm with TensorFlow's fused kernel (Keras 3
     only; see fmnist_keras/fused.py); the weights are the same.
+    `pool_before_relu` swaps each ReLU with the max pooling after it. The two
+    commute exactly (both keep order; ties and the zero gradient below 0 fall
+    alike), so outputs and gradients are bit-identical, and ReLU and its
+    gradient run on a quarter of the values: about 3 % of a training step.
+    Training uses it; the published model keeps the article's order.
     """
     if keras is None:
         import keras
@@ -56,22 +62,31 @@ def build_model(
     dt = {"dtype": dtype_policy} if dtype_policy else {}
     # PyTorch's BatchNorm2d defaults, as in the article's code (Keras's own are 0.99 / 1e-3).
     bn = {"momentum": 0.9, "epsilon": 1e-5}
+
+    def relu_and_pool(x, block: str):
+        relu = layers.ReLU(name=f"relu{block}", **dt)
+        pool = layers.MaxPooling2D(pool_size=2, strides=2, name=f"pool{block}", **dt)
+        return relu(pool(x)) if pool_before_relu else pool(relu(x))
+
     inputs = keras.Input(shape=INPUT_SHAPE, batch_size=batch_size, name="pixels")
     x = layers.Rescaling(1.0 / 255.0, name="rescale", **dt)(inputs) if rescale else inputs
     # Block 1: 5x5 conv, 16 filters, stride 1, padding 2 ("same") -> 28x28x16 -> 14x14x16
     x = layers.Conv2D(16, 5, strides=1, padding="same", name="conv1", **dt)(x)
     x = batch_norm(**bn, name="bn1", **dt)(x)
-    x = layers.ReLU(name="relu1", **dt)(x)
-    x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool1", **dt)(x)
+    x = relu_and_pool(x, "1")
     # Block 2: 5x5 conv, 32 filters -> 14x14x32 -> 7x7x32
     x = layers.Conv2D(32, 5, strides=1, padding="same", name="conv2", **dt)(x)
     x = batch_norm(**bn, name="bn2", **dt)(x)
-    x = layers.ReLU(name="relu2", **dt)(x)
-    x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool2", **dt)(x)
+    x = relu_and_pool(x, "2")
     x = layers.Flatten(name="flatten", **dt)(x)
     # Logits; softmax lives in the loss (from_logits=True) and in the predictors.
     outputs = layers.Dense(NUM_CLASSES, name="logits", **({"dtype": "float32"} if dtype_policy else {}))(x)
     return keras.Model(inputs, outputs, name="fmnist_cnn")
+
+
+def build_training_model(dtype_policy: str | None = None):
+    """The graph `fmnist train` runs: build_model's layers and weights, with its faster training kernels."""
+    return build_model(dtype_policy=dtype_policy, fused_batch_norm=True, pool_before_relu=True)
 
 
 def macs_per_layer(model) -> dict[str, int]:

@@ -242,7 +242,7 @@ def compiled_model(config: TrainConfig, plan: Plan):
     """The article's network with Adam, warm-up then cosine decay, label-smoothed cross-entropy."""
     import keras
 
-    from fmnist_keras.model import build_model
+    from fmnist_keras.model import build_training_model
 
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if plan.warmup else plan.peak_lr,
@@ -253,7 +253,7 @@ def compiled_model(config: TrainConfig, plan: Plan):
     optimizer = keras.optimizers.Adam(learning_rate=schedule, weight_decay=config.weight_decay or None)
     if plan.policy == "mixed_float16":  # float16 gradients underflow without loss scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model = build_model(dtype_policy=plan.policy, fused_batch_norm=True)
+    model = build_training_model(plan.policy)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),

@@ -1,6 +1,6 @@
 import numpy as np
 
-from fmnist_keras.model import LAYER_NAMES, build_model
+from fmnist_keras.model import LAYER_NAMES, build_model, build_training_model
 
 # Pinned like flax pins CNN_PARAMS: the article's network and nothing else.
 CNN_PARAMS = 29_130
@@ -113,8 +113,28 @@ def test_fused_batchnorm_trains_like_keras_batchnorm():
     np.testing.assert_array_equal(fused(x, training=False), plain(x, training=False))
 
 
+def test_pooling_before_relu_trains_bit_identically():
+    """Training swaps each ReLU and its max pooling (model.build_model): the very same numbers."""
+    import tensorflow as tf
+
+    article = build_model(fused_batch_norm=True)
+    swapped = build_model(fused_batch_norm=True, pool_before_relu=True)
+    assert [layer.name for layer in swapped.layers][4:6] == ["pool1", "relu1"]
+    swapped.set_weights(article.get_weights())
+    pixels = tf.random.stateless_uniform([16, 28, 28, 1], [7, 8], maxval=255.0)
+    results = []
+    for model in (article, swapped):
+        with tf.GradientTape() as tape:
+            logits = model(pixels, training=True)
+            loss = tf.reduce_sum(logits * tf.sin(logits))
+        results.append([logits, *tape.gradient(loss, model.trainable_weights), *model.non_trainable_weights])
+    # Max and ReLU round nothing, so they commute exactly: equality, not a tolerance, on any CPU.
+    for ours, theirs in zip(*results, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_training_model_is_fused_and_the_published_one_plain():
-    trained = build_model(fused_batch_norm=True)
+    trained = build_training_model()
     assert [type(layer).__name__ for layer in trained.layers if "bn" in layer.name] == ["FusedBatchNormalization"] * 2
     plain = build_model()
     plain.set_weights(trained.get_weights())  # what training publishes: same variables, Keras's own layers
