@@ -114,11 +114,11 @@ def test_fused_batchnorm_trains_like_keras_batchnorm():
 
 
 def test_pooling_before_relu_trains_bit_identically():
-    """Training swaps each ReLU and its max pooling (model.build_model): the very same numbers."""
+    """The training graph swaps each ReLU and its max pooling (model.build_model): the very same numbers."""
     import tensorflow as tf
 
     article = build_model(fused_batch_norm=True)
-    swapped = build_model(fused_batch_norm=True, pool_before_relu=True)
+    swapped = build_training_model()
     assert [layer.name for layer in swapped.layers][4:6] == ["pool1", "relu1"]
     swapped.set_weights(article.get_weights())
     pixels = tf.random.stateless_uniform([16, 28, 28, 1], [7, 8], maxval=255.0)
