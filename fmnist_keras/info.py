@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fmnist_keras import versions
 from fmnist_keras.errors import FmnistError
+from fmnist_keras.system import onednn
 
 
 def describe(data_dir: Path | None = None, tf_config: str | None = None) -> str:
@@ -30,8 +31,8 @@ def describe(data_dir: Path | None = None, tf_config: str | None = None) -> str:
     out.write(f"  --strategy auto chooses {placement.kind.value}: {placement.replicas} replica(s) "
               f"({', '.join(placement.devices)})\n")  # fmt: skip
     policy = policy_on_this_machine(Precision.auto)
-    onednn = "" if versions.onednn_enabled() else " (TensorFlow's oneDNN kernels are off)"
-    out.write(f"  --precision auto chooses {policy or 'float32'} on {versions.cpu_description()}{onednn}\n")
+    out.write(f"  --precision auto chooses {policy or 'float32'} on {versions.cpu_description()}\n")
+    out.write(f"  TensorFlow's {onednn.describe()}\n")
     if tf_config and tf_config.strip():
         try:
             task = parse_tf_config(tf_config)

@@ -40,6 +40,7 @@ def compute_policy(precision: Precision, on_gpu: bool, cpu_flags: set[str], oned
 def policy_on_this_machine(precision: Precision) -> str | None:
     """compute_policy for this process's devices and CPU (imports TensorFlow)."""
     from fmnist_keras.distribute import num_gpus
-    from fmnist_keras.versions import cpu_flags, onednn_enabled
+    from fmnist_keras.system import onednn
+    from fmnist_keras.versions import cpu_flags
 
-    return compute_policy(precision, bool(num_gpus()), cpu_flags(), onednn_enabled())
+    return compute_policy(precision, bool(num_gpus()), cpu_flags(), onednn.enabled())

@@ -27,6 +27,7 @@ from fmnist_keras.data import load_data, training_split
 from fmnist_keras.distribute import Strategy, parse_tf_config
 from fmnist_keras.errors import OutputError, TrainingDiverged, first_line
 from fmnist_keras.files import ensure_writable_dir, full_disk_reported, publish, staging_dir, write_json
+from fmnist_keras.system import onednn
 
 STATE_DIR = ".train_state"
 ARTIFACTS = (
@@ -369,6 +370,7 @@ def _evaluate(model, config: TrainConfig, plan: Plan, dataset, state: Path, dist
         "epochs_run": len(rows),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "cpu": versions.cpu_description(),  # what the wall time was measured on
+        "onednn": onednn.state(),  # which kernels computed the weights
         "seed": config.seed,
         "num_params": trained.count_params(),
         "num_train_images": len(plan.split[0]),

@@ -54,17 +54,6 @@ def _flags(fields: dict[str, str]) -> set[str]:
     return set(fields.get("flags", "").split())
 
 
-def onednn_enabled() -> bool:
-    """Whether TensorFlow runs its oneDNN kernels (on by default on x86-64 Linux;
-    TF_ENABLE_ONEDNN_OPTS=0 turns them off). TensorFlow's own answer, so its rule is not restated
-    here; False where that private hook is missing (another TF version): the safer assumption."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:
-        return False
-    return bool(_pywrap_util_port.IsMklEnabled())
-
-
 # Linux x86-64: arch_prctl's syscall number, its "which AMX-like state may this process use"
 # query, and the AMX tile data bit of the answer.
 _SYS_ARCH_PRCTL, _ARCH_GET_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1022, 18

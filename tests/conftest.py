@@ -39,10 +39,9 @@ def data_copy(real_data_dir, tmp_path) -> Path:
     return folder
 
 
-def in_fresh_process(function: str, env: dict | None = None) -> str:
-    """What fmnist_keras.versions.`function`() prints in a new interpreter (state TensorFlow and
-    Linux keep per process: oneDNN's switch, AMX permission)."""
-    code = f"from fmnist_keras.versions import {function}; print({function}())"
+def in_fresh_process(code: str, env: dict | None = None) -> str:
+    """What `code` prints in a new interpreter (state TensorFlow and Linux keep per process:
+    oneDNN's switch, AMX permission)."""
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **(env or {})},
                           capture_output=True, text=True, check=True)  # fmt: skip
     return done.stdout.strip()

@@ -65,6 +65,9 @@ def test_info_shows_model_versions_devices_and_data(real_data_dir):
 
     policy = policy_on_this_machine(Precision.auto) or "float32"
     assert f"--precision auto chooses {policy} on " in result.output
+    from fmnist_keras.system import onednn
+
+    assert f"TensorFlow's {onednn.describe()}" in result.output
     assert f"found in {real_data_dir}" in result.output
 
 

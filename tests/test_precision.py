@@ -33,7 +33,8 @@ def test_onednn_enabled_follows_tensorflows_switch(setting, enabled):
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: a fresh process per setting. If
     # a TensorFlow upgrade moves the private hook we ask, the "1" case fails here.
     env = {"TF_ENABLE_ONEDNN_OPTS": setting, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    assert in_fresh_process("onednn_enabled", env) == str(enabled)
+    code = "from fmnist_keras.compat.tensorflow import onednn_enabled; print(onednn_enabled())"
+    assert in_fresh_process(code, env) == str(enabled)
 
 
 def test_records_from_before_precision_read_as_what_they_ran():

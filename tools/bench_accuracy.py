@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tool_support import add_precision_option, run_child, seed_number
+from tool_support import add_precision_option, machine_line, run_child, seed_number
 
 from fmnist_keras.config import TrainConfig
-from fmnist_keras.versions import cpu_description, installed_version
+from fmnist_keras.versions import installed_version
 
 TOOLS = Path(__file__).parent
 
@@ -57,7 +57,7 @@ def main() -> None:
 
 
 def _bench(root: Path, seeds: list[int], precision: str) -> None:
-    print(cpu_description())
+    print(machine_line())
     budgets = [_time_budget()]
     results, walls = [], []
     print(f"{'seed':>4}  {'test acc':>8}  {'best val':>8}  {'epochs':>6}  {'wall s':>7}  command")

@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 
-from tool_support import add_precision_option, positive_int, run_child
+from tool_support import add_precision_option, machine_line, positive_int, run_child
 
 
 def bench_keras(dataset, batch_size: int, epochs: int, precision: str) -> dict:
@@ -97,10 +97,11 @@ def main() -> None:
         _worker(args.worker, args.batch_sizes[0], args.epochs, args.precision)
         return
 
-    from fmnist_keras.versions import cpu_description, installed_version
+    from fmnist_keras.versions import installed_version
 
     torch_version = installed_version("torch")
-    print(f"{cpu_description()}; median of {args.epochs} epochs after 1 warm-up, each framework in its own process")
+    print(machine_line())
+    print(f"Median of {args.epochs} epochs after 1 warm-up, each framework in its own process")
     print(f"{'framework':<30}{'batch':>6}{'s/epoch':>9}{'images/s':>10}{'CPU s/epoch':>13}{'speed-up':>10}")
     for batch_size in args.batch_sizes:
         ours = _measure("keras", batch_size, args.epochs, args.precision)

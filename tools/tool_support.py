@@ -21,6 +21,16 @@ def run_child(command: list[str], what: str) -> subprocess.CompletedProcess:
     return done
 
 
+def machine_line() -> str:
+    """The CPU and whether TensorFlow's oneDNN kernels run, as a child process (same environment
+    as the benchmark's own children) reports it: what every timing was measured on."""
+    from fmnist_keras.versions import cpu_description
+
+    code = "from fmnist_keras.system import onednn; print(onednn.describe())"
+    done = run_child([sys.executable, "-c", code], "asking TensorFlow whether oneDNN runs")
+    return f"{cpu_description()}; TensorFlow's {done.stdout.strip().splitlines()[-1]}"
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1 (batch sizes, epochs)."""
     value = _whole_number(text)

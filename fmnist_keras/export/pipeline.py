@@ -36,6 +36,7 @@ from fmnist_keras.files import (
     write_json,
     write_text,
 )
+from fmnist_keras.system import onednn
 
 DEFAULT_CONFIG = ExportConfig()
 # Below this, the float model itself is poor (the default recipe reaches about 92 %): the gate
@@ -196,6 +197,7 @@ def export_and_validate(
             "versions": versions.library_versions(),
             "seconds": round(time.perf_counter() - started, 1),
             "cpu": versions.cpu_description(),  # what the seconds were measured on
+            "onednn": onednn.state(),
         }
         if not report["passed"]:
             raise VerificationFailed(f"verification failed, nothing was published to {output}: "

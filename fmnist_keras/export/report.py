@@ -149,6 +149,9 @@ def report_markdown(report: dict) -> str:
         out.write("\n## Device budget (TensorFlow Lite Micro)\n\n" + budget_table(report, markdown=True))
         out.write("\n" + _budget_note(report))
     out.write("\n## Versions\n\n" + "".join(f"- {k}: {v}\n" for k, v in report["versions"].items()))
+    if report.get("onednn"):
+        out.write(f"- TensorFlow's oneDNN kernels: {'on' if report['onednn']['enabled'] else 'off'} "
+                  f"({report['onednn']['decided_by']})\n")  # fmt: skip
     return out.getvalue()
 
 
@@ -162,6 +165,14 @@ def _augmentation(config: dict) -> str:
     if described != "none" and recipe.augmented_epochs < recipe.epochs:
         described += f", none in the last {recipe.epochs - recipe.augmented_epochs} epochs"
     return described
+
+
+def _kernels(training: dict) -> str:
+    """Whether TensorFlow's oneDNN kernels trained the model; runs from before it was recorded say nothing."""
+    state = training.get("onednn")
+    if not state:
+        return ""
+    return f" with TensorFlow's oneDNN kernels {'on' if state['enabled'] else 'off'} ({state['decided_by']})"
 
 
 def _confusions_sentence(most_confused: list[dict]) -> str:
@@ -194,7 +205,7 @@ def model_card(report: dict, model) -> str:
             f"{c['epochs']} epochs, "
             f"batch {c['batch_size']}, label smoothing {c['label_smoothing']:g}, augmentation "
             f"{_augmentation(c)}, seed {c['seed']}, computed in "
-            f"{training.get('distribution', {}).get('compute_dtype', 'float32')}. "
+            f"{training.get('distribution', {}).get('compute_dtype', 'float32')}{_kernels(training)}. "
             f"Test accuracy {training['test_accuracy']:.2%}.\n\n"
         )
     else:
