@@ -36,10 +36,10 @@ $(BIN)/python:
 # absl-py~=2.3 and tensorflow-model-optimization absl-py~=1.2, so pip cannot resolve both in one
 # install: it goes in second, at the version mediapipe_client.py is written against. tfmot runs
 # on absl-py 2 (tests/test_optimize.py passes on it); pip notes the conflict and goes on.
-$(VENV)/.installed: pyproject.toml fmnist_keras/export/mediapipe_client.py | $(BIN)/python
+$(VENV)/.installed: pyproject.toml fmnist_keras/deploy/mediapipe.py | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q "mediapipe==$$($(BIN)/python -c 'from fmnist_keras.export.mediapipe_client import MEDIAPIPE_VERSION as v; print(v)')"
+	$(BIN)/python -m pip install -q "mediapipe==$$($(BIN)/python -c 'from fmnist_keras.deploy.mediapipe import MEDIAPIPE_VERSION as v; print(v)')"
 	touch $@
 
 setup: data $(VENV)/.installed

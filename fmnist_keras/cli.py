@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from fmnist_keras import __version__, interrupts
+from fmnist_keras import __version__
 from fmnist_keras.config import (
     CLUSTER_TIMEOUT_SECONDS,
     MAX_CLUSTERS,
@@ -29,12 +29,13 @@ from fmnist_keras.config import (
     ExportConfig,
     TrainConfig,
 )
-from fmnist_keras.distribute import Strategy
+from fmnist_keras.data.pictures import Invert
 from fmnist_keras.errors import FmnistError, UsageError, VerificationFailed
 from fmnist_keras.export.converters import IODType, Quantize, Target, check_export_options
-from fmnist_keras.images import Invert
-from fmnist_keras.precision import Precision
-from fmnist_keras.quiet import import_tensorflow_quietly
+from fmnist_keras.system import interrupts
+from fmnist_keras.system.native_logs import import_tensorflow_quietly
+from fmnist_keras.training.distribute import Strategy
+from fmnist_keras.training.precision import Precision
 
 # Silence TensorFlow's C++ logging unless the user asked for it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -171,7 +172,7 @@ def train(
         precision=precision.value,
     )
     import_tensorflow_quietly()
-    from fmnist_keras.train import train_and_evaluate
+    from fmnist_keras.training.loop import train_and_evaluate
 
     try:
         metrics = train_and_evaluate(
@@ -269,7 +270,7 @@ def export(
         cluster_epochs=cluster_epochs,
     )
     import_tensorflow_quietly()
-    from fmnist_keras.export.pipeline import export_and_validate
+    from fmnist_keras.commands.export import export_and_validate
     from fmnist_keras.export.report import terminal_summary
 
     try:
@@ -312,7 +313,7 @@ def evaluate(
     if len(artifacts) > 2:
         raise typer.BadParameter("give one artifact, or two to compare", param_hint="ARTIFACTS")
     import_tensorflow_quietly()
-    from fmnist_keras.evaluate import evaluate_artifacts, metrics_table
+    from fmnist_keras.commands.evaluate import evaluate_artifacts, metrics_table
 
     try:
         report = evaluate_artifacts(artifacts, output, data_dir=data_dir, gallery=gallery)
@@ -345,7 +346,7 @@ def predict(
 ) -> None:
     """Classify your own pictures (same preprocessing for every artifact type)."""
     import_tensorflow_quietly()
-    from fmnist_keras.predict import predict_files
+    from fmnist_keras.commands.predict import predict_files
 
     try:
         results, errors = predict_files(artifact, images, invert=invert, top_k=top_k)
@@ -377,7 +378,7 @@ def bench(
     ),
 ) -> None:
     """Latency (p50/p90/p99 at batch 1) and throughput of each artifact."""
-    from fmnist_keras.bench import bench_and_write, bench_plan
+    from fmnist_keras.commands.bench import bench_and_write, bench_plan
 
     try:
         paths = bench_plan(artifacts or [], output, DEFAULT_OUTPUT)
@@ -395,7 +396,7 @@ def bench(
 def info(data_dir: DataDirOption = None) -> None:
     """Show the model, library versions, devices and where the data was found."""
     import_tensorflow_quietly()
-    from fmnist_keras.info import describe
+    from fmnist_keras.commands.info import describe
 
     typer.echo(describe(data_dir, tf_config=os.environ.get("TF_CONFIG")))
 

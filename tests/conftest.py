@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fmnist_keras.config import TrainConfig
-from fmnist_keras.data import FILE_STEMS, FashionMNIST, find_data_dir, load_data
+from fmnist_keras.data.idx import FILE_STEMS, FashionMNIST, find_data_dir, load_data
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +61,7 @@ def trained_run(tmp_path_factory, real_data_dir) -> Path:
 
     Batch 128 rather than the default 64: a third less time on a slow 2-core CPU.
     """
-    from fmnist_keras.train import train_and_evaluate
+    from fmnist_keras.training.loop import train_and_evaluate
 
     workdir = tmp_path_factory.mktemp("trained")
     config = dataclasses.replace(TrainConfig(), epochs=2, warmup_epochs=0, batch_size=128)

@@ -57,11 +57,11 @@ def test_info_shows_model_versions_devices_and_data(real_data_dir):
     assert "29,130" in result.output  # total params in the summary
     assert "tensorflow" in result.output and "keras" in result.output and "ai_edge_litert" in result.output
     assert "CPU" in result.output
-    from fmnist_keras.distribute import auto_strategy, num_gpus
+    from fmnist_keras.training.distribute import auto_strategy, num_gpus
 
     # What auto chooses depends on the machine's GPUs; the line must say that choice.
     assert f"--strategy auto chooses {auto_strategy(num_gpus()).value}:" in result.output
-    from fmnist_keras.precision import Precision, policy_on_this_machine
+    from fmnist_keras.training.precision import Precision, policy_on_this_machine
 
     policy = policy_on_this_machine(Precision.auto) or "float32"
     assert f"--precision auto chooses {policy} on " in result.output

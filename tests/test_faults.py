@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fmnist_keras import files
 from fmnist_keras.cli import app
 from fmnist_keras.errors import OutputError
+from fmnist_keras.system import publish as files
 
 runner = CliRunner()
 
@@ -136,7 +136,7 @@ def test_gate_fails_on_non_finite_numbers():
 
 
 def test_a_truncated_log_row_is_dropped(tmp_path):
-    from fmnist_keras.train import _read_log
+    from fmnist_keras.training.loop import _read_log
 
     path = tmp_path / "log.csv"
     path.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.8,0.6,0.81,0.5\n1,0.85,0.5,0.8")
@@ -166,7 +166,7 @@ def test_seed_out_of_range_is_a_usage_error_and_leaves_no_state(tmp_path):
 
 def _write_model(path: Path, fill: float | None = None) -> None:
     """An untrained fmnist model, optionally with every weight set to `fill` (e.g. NaN)."""
-    from fmnist_keras.model import build_model
+    from fmnist_keras.model.cnn import build_model
 
     model = build_model()
     if fill is not None:
@@ -315,7 +315,7 @@ def test_a_full_disk_during_training_is_one_line_and_leaves_no_state(tmp_path, m
     """Guards train._checkpoint_callback, which overrides Keras 3.15's private BackupAndRestore._save_model."""
     import shutil
 
-    from fmnist_keras import train
+    from fmnist_keras.training import loop as train
 
     free_space = shutil.disk_usage(tmp_path)._replace(free=1000)
     monkeypatch.setattr(train.shutil, "disk_usage", lambda _: free_space)
@@ -327,7 +327,7 @@ def test_a_full_disk_during_training_is_one_line_and_leaves_no_state(tmp_path, m
 
 def test_exports_into_one_folder_replace_each_other_whole(model_copy, tmp_path, monkeypatch):
     """int8, then a failed float-only export (disk full), then a float-only one."""
-    from fmnist_keras.export import pipeline
+    from fmnist_keras.commands import export as pipeline
 
     out = tmp_path / "export"
     args = ["export", "--model", str(model_copy), "--output", str(out)]
@@ -371,7 +371,7 @@ def test_ctrl_c_during_export_says_so_and_publishes_nothing(model_copy, tmp_path
 
 LOST_INTERRUPT = """
 import gc, signal, time
-from fmnist_keras import interrupts
+from fmnist_keras.system import interrupts
 interrupts.install()
 
 class Finalised:
@@ -405,7 +405,7 @@ def test_an_interrupt_during_a_finaliser_is_not_lost():
 
 
 def test_no_cpp_compiler_fails_the_micro_check(monkeypatch):
-    from fmnist_keras.export import micro
+    from fmnist_keras.deploy import micro
 
     monkeypatch.setattr(micro.shutil, "which", lambda _: None)
     header, source = micro.to_c_source(b"\x01\x02", micro.C_SYMBOL, "model_int8.h")
@@ -414,7 +414,7 @@ def test_no_cpp_compiler_fails_the_micro_check(monkeypatch):
 
 
 def test_an_interrupt_after_the_last_epoch_resumes_without_retraining(tmp_path, monkeypatch):
-    from fmnist_keras import train
+    from fmnist_keras.training import loop as train
 
     out = tmp_path / "run"
     args = ["train", "--epochs", "1", "--max-train-images", "1000", "--batch-size", "100", "--output", str(out)]
@@ -490,7 +490,7 @@ def test_a_decompression_bomb_is_named_and_pillow_stays_quiet(size, expected, tm
 
     from PIL import Image
 
-    from fmnist_keras.images import ImageError, load_image
+    from fmnist_keras.data.pictures import ImageError, load_image
 
     bomb = tmp_path / "bomb.png"
     Image.new("L", size).save(bomb)  # a few hundred KB on disk

@@ -13,9 +13,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fmnist_keras import fused, pipeline, train
 from fmnist_keras.config import TrainConfig
-from fmnist_keras.pipeline import Augmentation
+from fmnist_keras.data import tf_datasets as pipeline
+from fmnist_keras.data.tf_datasets import Augmentation
+from fmnist_keras.model import fused_batchnorm as fused
+from fmnist_keras.training import loop as train
 
 TOOLS = Path(__file__).parents[1] / "tools"
 

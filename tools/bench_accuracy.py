@@ -29,7 +29,7 @@ from pathlib import Path
 from tool_support import add_precision_option, machine_line, run_child, seed_number
 
 from fmnist_keras.config import TrainConfig
-from fmnist_keras.versions import installed_version
+from fmnist_keras.system.versions import installed_version
 
 TOOLS = Path(__file__).parent
 

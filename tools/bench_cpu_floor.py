@@ -24,8 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fmnist_keras.model import macs_per_image
-from fmnist_keras.versions import cpu_description
+from fmnist_keras.model.cnn import macs_per_image
+from fmnist_keras.system.cpu import cpu_description
 
 SOURCE = Path(__file__).with_name("cpu_peak.c")
 

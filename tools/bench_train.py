@@ -29,8 +29,8 @@ def bench_keras(dataset, batch_size: int, epochs: int, precision: str) -> dict:
     import keras
 
     from fmnist_keras.config import TrainConfig
-    from fmnist_keras.distribute import Strategy
-    from fmnist_keras.train import compiled_model, plan_run, training_batches
+    from fmnist_keras.training.distribute import Strategy
+    from fmnist_keras.training.loop import compiled_model, plan_run, training_batches
 
     # clean_epochs=0: every timed epoch augmented, as all but the last few of the default's are
     config = dataclasses.replace(
@@ -60,7 +60,7 @@ def bench_torch(dataset, batch_size: int, epochs: int, precision: str) -> dict:
     from torch_reference import train_article_loop
 
     from fmnist_keras.config import TrainConfig
-    from fmnist_keras.data import training_split
+    from fmnist_keras.data.idx import training_split
 
     x, y, _, _ = training_split(dataset, TrainConfig().validation_split, TrainConfig().seed)
     walls, cpus = [], []
@@ -69,8 +69,8 @@ def bench_torch(dataset, batch_size: int, epochs: int, precision: str) -> dict:
 
 
 def _worker(framework: str, batch_size: int, epochs: int, precision: str) -> None:
-    from fmnist_keras.data import load_data
-    from fmnist_keras.quiet import import_tensorflow_quietly
+    from fmnist_keras.data.idx import load_data
+    from fmnist_keras.system.native_logs import import_tensorflow_quietly
 
     if framework == "keras":
         import_tensorflow_quietly()
@@ -97,7 +97,7 @@ def main() -> None:
         _worker(args.worker, args.batch_sizes[0], args.epochs, args.precision)
         return
 
-    from fmnist_keras.versions import installed_version
+    from fmnist_keras.system.versions import installed_version
 
     torch_version = installed_version("torch")
     print(machine_line())

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fmnist_keras.plots import plot_training_curves
+from fmnist_keras.system.figures import plot_training_curves
 
 
 def main() -> None:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 from tool_support import positive_int, run_child, seed_number
 
+from fmnist_keras.contract import SIDE
+
 
 @dataclass(frozen=True)
 class Lever:
@@ -65,7 +67,7 @@ def patch_sgd(_, config) -> None:
 
 
 def patch_bn_momentum(momentum: float, config) -> None:
-    from fmnist_keras import fused
+    from fmnist_keras.model import fused_batchnorm as fused
 
     class BatchNorm(fused.FusedBatchNormalization):
         def __init__(self, **kwargs):
@@ -76,7 +78,7 @@ def patch_bn_momentum(momentum: float, config) -> None:
 
 def _wrap_augmentation(change) -> None:
     """pipeline.augment_batch followed by change(clean, augmented, seed_pair)."""
-    from fmnist_keras import pipeline
+    from fmnist_keras.data import tf_datasets as pipeline
 
     original = pipeline.augment_batch
 
@@ -100,8 +102,8 @@ def patch_erasing(_, config) -> None:
         hit = _coin(seed_pair, 11, clean, 0.5)
         fold_in = tf.random.experimental.stateless_fold_in
         corner_seed = fold_in(fold_in(seed_pair, 11), 1)  # the coin's seed, folded once more
-        corner = tf.random.stateless_uniform([tf.shape(clean)[0], 2], corner_seed, 0, 28 - 10 + 1, dtype=tf.int32)
-        r = tf.range(28)[None, :]
+        corner = tf.random.stateless_uniform([tf.shape(clean)[0], 2], corner_seed, 0, SIDE - 10 + 1, dtype=tf.int32)
+        r = tf.range(SIDE)[None, :]
         rows = (r >= corner[:, :1]) & (r < corner[:, :1] + 10)
         cols = (r >= corner[:, 1:]) & (r < corner[:, 1:] + 10)
         box = (rows[:, :, None] & cols[:, None, :])[..., None]
@@ -126,8 +128,9 @@ def patch_self_distillation(alpha: float, config) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from fmnist_keras import pipeline, train
-    from fmnist_keras.data import NUM_CLASSES
+    from fmnist_keras.contract import NUM_CLASSES
+    from fmnist_keras.data import tf_datasets as pipeline
+    from fmnist_keras.training import loop as train
 
     table = {}
     original_dataset, original_compiled = pipeline.training_dataset, train.compiled_model
@@ -136,7 +139,7 @@ def patch_self_distillation(alpha: float, config) -> dict:
         # The index of each image rides through the same pipeline as a picture whose pixels all hold
         # it (exact in float32), so both see the same shuffle; train_step checks the labels agree.
         n = len(images)
-        index_images = np.repeat(np.arange(n, dtype=np.float32)[:, None], 28 * 28, axis=1)
+        index_images = np.repeat(np.arange(n, dtype=np.float32)[:, None], SIDE * SIDE, axis=1)
         indices = original_dataset(index_images, labels, batch_size, seed, None)
         table["probs"] = tf.Variable(tf.zeros([n, NUM_CLASSES]), trainable=False)
         real = original_dataset(images, labels, batch_size, seed, augmentation, augmented_batches, first_batch)
@@ -232,7 +235,7 @@ def _worker(lever_name: str, seed: int, threads: int, extra: dict) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from fmnist_keras import train
+    from fmnist_keras.training import loop as train
 
     config = apply_levers(lever_name, seed, extra)
     workdir = Path(tempfile.mkdtemp(prefix="fmnist-screen-"))
@@ -295,7 +298,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown lever(s) {', '.join(unknown)}; --list shows the names")
 
-    from fmnist_keras.versions import cpu_description
+    from fmnist_keras.system.cpu import cpu_description
 
     print(f"{cpu_description()}; {args.threads} thread(s) per run, {args.jobs} run(s) at a time", flush=True)
     runs = [(lever, seed) for lever in args.levers for seed in args.seeds]

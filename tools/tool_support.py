@@ -24,7 +24,7 @@ def run_child(command: list[str], what: str) -> subprocess.CompletedProcess:
 def machine_line() -> str:
     """The CPU and whether TensorFlow's oneDNN kernels run, as a child process (same environment
     as the benchmark's own children) reports it: what every timing was measured on."""
-    from fmnist_keras.versions import cpu_description
+    from fmnist_keras.system.cpu import cpu_description
 
     code = "from fmnist_keras.system import onednn; print(onednn.describe())"
     done = run_child([sys.executable, "-c", code], "asking TensorFlow whether oneDNN runs")
@@ -52,7 +52,7 @@ def seed_number(text: str) -> int:
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
     """--precision, as `fmnist train` takes it, with the same default."""
     from fmnist_keras.config import TrainConfig
-    from fmnist_keras.precision import Precision
+    from fmnist_keras.training.precision import Precision
 
     parser.add_argument("--precision", choices=[p.value for p in Precision], default=TrainConfig().precision,
                         help="as fmnist train's --precision (default: its default)")  # fmt: skip

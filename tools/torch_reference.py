@@ -61,7 +61,7 @@ def main() -> None:
     import argparse
     import json
 
-    from fmnist_keras.data import load_data
+    from fmnist_keras.data.idx import load_data
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--epochs", type=int, default=20)

@@ -120,7 +120,7 @@ def saved_model_to_tflite(
         if io is not IODType.float32:
             converter.inference_input_type = tf.int8 if io is IODType.int8 else tf.uint8
             converter.inference_output_type = converter.inference_input_type
-    from fmnist_keras.quiet import native_stderr_silenced
+    from fmnist_keras.system.native_logs import native_stderr_silenced
 
     with native_stderr_silenced():  # the converter prints its settings from C++
         return bytes(converter.convert())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fmnist_keras.metrics import compare_predictions
+
 
 def nonfinite_count(logits: np.ndarray) -> int:
     return int(np.sum(~np.isfinite(logits)))
@@ -16,8 +18,6 @@ def nonfinite_count(logits: np.ndarray) -> int:
 
 def compare_classes(predicted: np.ndarray, expected: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy, drop vs the reference's predictions (percentage points) and top-1 agreement."""
-    from fmnist_keras.evaluate import compare_predictions
-
     accuracy = float(np.mean(predicted == labels))
     reference_accuracy = float(np.mean(expected == labels))
     agreement = compare_predictions(predicted, expected, labels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from fmnist_keras.data import CLASS_NAMES
+from fmnist_keras.contract import CLASS_NAMES
 
 _RUNTIMES = {"keras": "Keras", "saved_model": "TensorFlow", "tflite": "LiteRT"}
 
@@ -158,7 +158,7 @@ def report_markdown(report: dict) -> str:
 def _augmentation(config: dict) -> str:
     """How a TrainConfig dict (as TrainConfig.from_dict normalises it) augmented its images."""
     from fmnist_keras.config import TrainConfig
-    from fmnist_keras.pipeline import Augmentation  # imports TensorFlow: only when a card is written
+    from fmnist_keras.data.tf_datasets import Augmentation  # imports TensorFlow: only when a card is written
 
     recipe = TrainConfig.from_dict(config)
     described = Augmentation.describe(Augmentation.of(recipe))

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fmnist_keras.model import build_model
+from fmnist_keras.contract import INPUT_SHAPE
+from fmnist_keras.model.cnn import build_model
 
 if TYPE_CHECKING:  # pipeline imports TensorFlow
-    from fmnist_keras.pipeline import Augmentation
+    from fmnist_keras.data.tf_datasets import Augmentation
 
 RESCALE = 1.0 / 255.0
 WEIGHTED_LAYERS = ("conv1", "conv2", "logits")
@@ -88,7 +89,7 @@ def _fit(legacy, x, y, x_val, y_val, config: FinetuneConfig, callbacks=(), verbo
     """
     import tensorflow as tf
 
-    from fmnist_keras.pipeline import eval_dataset, steps_per_epoch, training_dataset
+    from fmnist_keras.data.tf_datasets import eval_dataset, steps_per_epoch, training_dataset
 
     _, tf_keras = import_tfmot()
     tf_keras.utils.set_random_seed(config.seed)
@@ -135,7 +136,7 @@ def prune_finetune(model, sparsity: float, x, y, x_val, y_val, config: FinetuneC
     tfmot, tf_keras = import_tfmot()
     sparsity_api = tfmot.sparsity.keras
     legacy = to_tf_keras(model, fold_rescale=False)
-    from fmnist_keras.pipeline import steps_per_epoch
+    from fmnist_keras.data.tf_datasets import steps_per_epoch
 
     steps = config.epochs * steps_per_epoch(len(x), config.batch_size)
     schedule = sparsity_api.PolynomialDecay(
@@ -197,7 +198,7 @@ def qat_to_tflite(qat_model, io: str = "int8") -> bytes:
 
     io = IODType(io)  # an unknown value raises ValueError
 
-    @tf.function(input_signature=[tf.TensorSpec([1, 28, 28, 1], tf.float32, name="pixels")])
+    @tf.function(input_signature=[tf.TensorSpec([1, *INPUT_SHAPE], tf.float32, name="pixels")])
     def serve(pixels):
         return {"logits": qat_model(pixels, training=False)}
 

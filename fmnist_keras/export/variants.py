@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from fmnist_keras.config import ExportConfig, TrainConfig
-from fmnist_keras.data import training_split
+from fmnist_keras.data.idx import training_split
 from fmnist_keras.export.converters import IODType, Quantize, tflite_filename, to_tflite
 
 
@@ -37,8 +37,8 @@ class Int8Build:
     _pruned: Any = field(default=None, repr=False)
 
     def _finetune(self, epochs: int, learning_rate: float, distill: bool = False):
+        from fmnist_keras.data.tf_datasets import Augmentation
         from fmnist_keras.export import tfmot
-        from fmnist_keras.pipeline import Augmentation
 
         r = self.recipe
         return tfmot.FinetuneConfig(epochs=epochs, learning_rate=learning_rate, distill=distill,

@@ -1,0 +1,52 @@
+"""Load a trained `.keras` file safely and check that it is this model."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+from fmnist_keras.contract import INPUT_SHAPE, NUM_CLASSES
+from fmnist_keras.errors import ModelFileError, first_line
+
+
+def load_trained_model(path: Path):
+    """Load with Keras safe mode (no Lambda/pickled code runs) and check the contract."""
+    import keras
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file {path} does not exist; train one with `fmnist train` or pass --model")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is not a regular file; pass the model.keras written by `fmnist train`")
+    if path.suffix != ".keras":
+        raise ModelFileError(f"{path} is not a .keras file; pass the model.keras written by `fmnist train`")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" about it
+        raise ModelFileError(
+            f"{path} is not a .keras zip archive (empty, truncated or another format); retrain it with `fmnist train`"
+        )
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for bad files
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text:
+            raise ModelFileError(
+                f"{path} contains a Lambda layer or other code; refusing to run it (Keras safe mode). "
+                "Export only models trained with `fmnist train`"
+            ) from None
+        raise ModelFileError(
+            f"{path} is not a readable Keras model ({first_line(exc)}); retrain it with `fmnist train`"
+        ) from None
+    if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelFileError(f"{path} is not the fmnist model: it needs one input and one output")
+    in_shape, out_shape = tuple(model.inputs[0].shape[1:]), tuple(model.outputs[0].shape[1:])
+    if in_shape != INPUT_SHAPE or out_shape != (NUM_CLASSES,):
+        raise ModelFileError(
+            f"{path} is not the fmnist model: input {in_shape}, output {out_shape}; "
+            f"expected input {INPUT_SHAPE} and output ({NUM_CLASSES},)"
+        )
+    return model
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
