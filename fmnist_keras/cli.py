@@ -31,7 +31,8 @@ from fmnist_keras.config import (
 )
 from fmnist_keras.data.pictures import Invert
 from fmnist_keras.errors import FmnistError, UsageError, VerificationFailed
-from fmnist_keras.export.converters import IODType, Quantize, Target, check_export_options
+from fmnist_keras.export.converters import IODType, Quantize, Target
+from fmnist_keras.export.request import ExportRequest
 from fmnist_keras.system import interrupts
 from fmnist_keras.system.native_logs import import_tensorflow_quietly
 from fmnist_keras.training.distribute import Strategy
@@ -172,19 +173,13 @@ def train(
         precision=precision.value,
     )
     import_tensorflow_quietly()
-    from fmnist_keras.training.loop import train_and_evaluate
+    from fmnist_keras.training.loop import RunContext, train_and_evaluate
 
+    context = RunContext(data_dir=data_dir, overwrite=overwrite, cluster_timeout=cluster_timeout,
+                         tf_config=os.environ.get("TF_CONFIG"),  # the CLI reads it; the library takes the text
+                         verbose=1 if sys.stdout.isatty() else 2, log=typer.echo)  # fmt: skip
     try:
-        metrics = train_and_evaluate(
-            config,
-            output,
-            data_dir=data_dir,
-            overwrite=overwrite,
-            verbose=1 if sys.stdout.isatty() else 2,
-            log=typer.echo,
-            tf_config=os.environ.get("TF_CONFIG"),  # the CLI reads it; the library takes the text
-            cluster_timeout=cluster_timeout,
-        )
+        metrics = train_and_evaluate(config, output, context)
     except FmnistError as error:
         raise _fail(error) from None
     except KeyboardInterrupt:
@@ -256,10 +251,6 @@ def export(
     data_dir: DataDirOption = None,
 ) -> None:
     """Export SavedModel and TFLite, verify each on all 10,000 test images, publish only if all pass."""
-    try:
-        check_export_options(quantize, io, target, qat, sparsity, clusters)
-    except UsageError as error:
-        raise typer.BadParameter(str(error), param_hint=error.param) from None
     config = dataclasses.replace(
         EXPORT,
         calibration_samples=calibration_samples,
@@ -269,24 +260,17 @@ def export(
         prune_epochs=prune_epochs,
         cluster_epochs=cluster_epochs,
     )
+    try:
+        request = ExportRequest(model, output, quantize=quantize, io=io, target=target, config=config, qat=qat,
+                                sparsity=sparsity, clusters=clusters, data_dir=data_dir)  # fmt: skip
+    except UsageError as error:
+        raise typer.BadParameter(str(error), param_hint=error.param) from None
     import_tensorflow_quietly()
     from fmnist_keras.commands.export import export_and_validate
     from fmnist_keras.export.report import terminal_summary
 
     try:
-        report = export_and_validate(
-            model,
-            output,
-            quantize=quantize,
-            io=io,
-            target=target,
-            config=config,
-            data_dir=data_dir,
-            qat=qat,
-            sparsity=sparsity,
-            clusters=clusters,
-            log=typer.echo,
-        )
+        report = export_and_validate(request, log=typer.echo)
     except FmnistError as error:
         if isinstance(error, VerificationFailed) and error.report:
             typer.echo(terminal_summary(error.report))

@@ -61,11 +61,11 @@ def trained_run(tmp_path_factory, real_data_dir) -> Path:
 
     Batch 128 rather than the default 64: a third less time on a slow 2-core CPU.
     """
-    from fmnist_keras.training.loop import train_and_evaluate
+    from fmnist_keras.training.loop import RunContext, train_and_evaluate
 
     workdir = tmp_path_factory.mktemp("trained")
     config = dataclasses.replace(TrainConfig(), epochs=2, warmup_epochs=0, batch_size=128)
-    train_and_evaluate(config, workdir, data_dir=real_data_dir, verbose=0, log=lambda *_: None)
+    train_and_evaluate(config, workdir, RunContext(data_dir=real_data_dir, verbose=0, log=lambda *_: None))
     return workdir
 
 

@@ -88,3 +88,28 @@ def test_every_package_says_what_it_owns():
     for init in PACKAGE.rglob("__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc and len(doc) > 40, f"{init.relative_to(PACKAGE.parent)} needs a docstring saying what it owns"
+
+
+def _code_lines(node: ast.FunctionDef) -> int:
+    """A function's lines without its docstring."""
+    first = node.body[0]
+    doc = first.end_lineno - first.lineno + 1 if isinstance(first, ast.Expr) and isinstance(
+        getattr(first, "value", None), ast.Constant) and isinstance(first.value.value, str) else 0  # fmt: skip
+    return node.end_lineno - node.lineno + 1 - doc
+
+
+def test_library_functions_are_short_and_take_few_values():
+    # The CLI is left out: its commands are typer option declarations.
+    too_big = []
+    for path in _sources():
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            args = [a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)]
+            values = len([a for a in args if a not in ("self", "cls")])
+            if _code_lines(node) > 40 or values > 5:
+                too_big.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}: "
+                               f"{_code_lines(node)} lines, {values} values")  # fmt: skip
+    assert not too_big, "over 40 lines or more than 5 values (take a dataclass):\n" + "\n".join(too_big)

@@ -112,7 +112,7 @@ def test_levers_joined_by_plus_get_both_overrides_and_patches(screen):
 def test_self_distillation_learns_from_its_own_predictions_of_every_image(screen, real_data_dir, tmp_path):
     config = TrainConfig(epochs=2, max_train_images=640, seed=3)
     table = screen.patch_self_distillation(0.8, config)
-    metrics = train.train_and_evaluate(config, tmp_path, data_dir=real_data_dir, verbose=0, log=lambda *_: None)
+    metrics = train.train_and_evaluate(config, tmp_path, train.RunContext(data_dir=real_data_dir, verbose=0, log=print))
     probs = table["probs"].numpy()
     assert probs.shape == (640, 10)
     # Every image's row was written by the training pass (zeros otherwise): a probability vector.

@@ -29,14 +29,13 @@ def bench_keras(dataset, batch_size: int, epochs: int, precision: str) -> dict:
     import keras
 
     from fmnist_keras.config import TrainConfig
-    from fmnist_keras.training.distribute import Strategy
-    from fmnist_keras.training.loop import compiled_model, plan_run, training_batches
+    from fmnist_keras.training.loop import RunContext, compiled_model, plan_run, training_batches
 
     # clean_epochs=0: every timed epoch augmented, as all but the last few of the default's are
     config = dataclasses.replace(
-        TrainConfig(), batch_size=batch_size, epochs=epochs + 1, precision=precision, clean_epochs=0
+        TrainConfig(), batch_size=batch_size, epochs=epochs + 1, precision=precision, clean_epochs=0, strategy="default"
     )
-    plan = plan_run(config, Strategy.default, None, 0, dataset, log=lambda *_: None)
+    plan = plan_run(config, RunContext(log=lambda *_: None), dataset)
     model = compiled_model(config, plan)
     x, y = plan.split[:2]
     walls, cpus = [], []

@@ -135,14 +135,14 @@ def patch_self_distillation(alpha: float, config) -> dict:
     table = {}
     original_dataset, original_compiled = pipeline.training_dataset, train.compiled_model
 
-    def training_dataset(images, labels, batch_size, seed, augmentation, augmented_batches=None, first_batch=0):
+    def training_dataset(images, labels, batches):
         # The index of each image rides through the same pipeline as a picture whose pixels all hold
         # it (exact in float32), so both see the same shuffle; train_step checks the labels agree.
         n = len(images)
         index_images = np.repeat(np.arange(n, dtype=np.float32)[:, None], SIDE * SIDE, axis=1)
-        indices = original_dataset(index_images, labels, batch_size, seed, None)
+        indices = original_dataset(index_images, labels, pipeline.Batches(batches.size, batches.seed, None))
         table["probs"] = tf.Variable(tf.zeros([n, NUM_CLASSES]), trainable=False)
-        real = original_dataset(images, labels, batch_size, seed, augmentation, augmented_batches, first_batch)
+        real = original_dataset(images, labels, batches)
         joined = tf.data.Dataset.zip(real, indices)
         return joined.map(lambda xy, iy: (xy[0], (xy[1], iy[1], tf.cast(iy[0][:, 0, 0, 0], tf.int32))))
 
@@ -240,7 +240,9 @@ def _worker(lever_name: str, seed: int, threads: int, extra: dict) -> None:
     config = apply_levers(lever_name, seed, extra)
     workdir = Path(tempfile.mkdtemp(prefix="fmnist-screen-"))
     try:
-        metrics = train.train_and_evaluate(config, workdir, overwrite=True, verbose=0, log=lambda *_: None)
+        metrics = train.train_and_evaluate(
+            config, workdir, train.RunContext(overwrite=True, verbose=0, log=lambda *_: None)
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     keys = ("test_accuracy", "best_val_accuracy", "wall_seconds", "cpu")

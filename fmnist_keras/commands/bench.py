@@ -46,8 +46,9 @@ def _percentiles(seconds: list[float]) -> dict:
     return {"p50_us": float(p50), "p90_us": float(p90), "p99_us": float(p99), "runs": len(us)}
 
 
-def _time_calls(call, runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
+def _time_calls(call, runs: int, warmup: int | None = None) -> list[float]:
+    """Seconds of each of `runs` calls, after `warmup` untimed ones (default: a tenth, at least 20)."""
+    for _ in range(max(20, runs // 10) if warmup is None else warmup):
         call()
     times = []
     for _ in range(runs):
@@ -62,9 +63,10 @@ def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
     from fmnist_keras.runtimes.artifact import artifact_kind
 
     kind = artifact_kind(path)
-    warmup = max(20, runs // 10)
-    timed = _time_litert if kind == "tflite" else _time_tensorflow
-    latency, batch, throughput = timed(Path(path), kind, threads, runs, warmup, images)
+    if kind == "tflite":
+        latency, batch, throughput = _time_litert(Path(path), threads, runs, images)
+    else:
+        latency, batch, throughput = _time_tensorflow(Path(path), kind, threads, runs, images)
     stats = _percentiles(latency)
     result = {
         "artifact": str(path),
@@ -80,7 +82,7 @@ def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
     return result
 
 
-def _time_litert(path: Path, kind: str, threads: int, runs: int, warmup: int, images: np.ndarray):
+def _time_litert(path: Path, threads: int, runs: int, images: np.ndarray):
     """A .tflite on LiteRT (XNNPACK). Deployable files have a static batch of 1: throughput is 1/latency."""
     from fmnist_keras.runtimes.backends import litert_interpreter, quantize_input
 
@@ -92,12 +94,12 @@ def _time_litert(path: Path, kind: str, threads: int, runs: int, warmup: int, im
         interpreter.set_tensor(detail["index"], x)
         interpreter.invoke()
 
-    latency = _time_calls(one, runs, warmup)
+    latency = _time_calls(one, runs)
     batch = int(detail["shape"][0])
     return latency, batch, batch / float(np.median(latency))
 
 
-def _time_tensorflow(path: Path, kind: str, threads: int, runs: int, warmup: int, images: np.ndarray):
+def _time_tensorflow(path: Path, kind: str, threads: int, runs: int, images: np.ndarray):
     """A .keras or SavedModel through a compiled tf.function: latency at batch 1, throughput at THROUGHPUT_BATCH."""
     import tensorflow as tf
 
@@ -114,7 +116,7 @@ def _time_tensorflow(path: Path, kind: str, threads: int, runs: int, warmup: int
         serve = load_serving_signature(path)
         fn = tf.function(lambda x: serve(pixels=x)["logits"])
     x1 = tf.constant(contract.model_batch(images[:1]))
-    latency = _time_calls(lambda: fn(x1).numpy(), runs, warmup)
+    latency = _time_calls(lambda: fn(x1).numpy(), runs)
     xb = tf.constant(contract.model_batch(images[:THROUGHPUT_BATCH]))
     batch_times = _time_calls(lambda: fn(xb).numpy(), 30, 5)
     return latency, THROUGHPUT_BATCH, THROUGHPUT_BATCH / float(np.median(batch_times))

@@ -14,6 +14,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -192,13 +193,23 @@ def load_data(data_dir: Path | None = None, *, download: bool = True) -> Fashion
     return FashionMNIST(x_train, y_train, x_test, y_test, source=directory)
 
 
-def training_split(dataset, validation_split: float, seed: int, max_images: int | None = None):
-    """(x_train, y_train, x_val, y_val): the stratified hold-out every training run uses,
-    training on the first `max_images` of the rest (None: all). Fine-tunes reuse it, so they
-    never train on the validation images of the model they start from."""
+class Split(NamedTuple):
+    """Training images and labels, and the validation images and labels held out of them."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def training_split(dataset, validation_split: float, seed: int, max_images: int | None = None) -> Split:
+    """The stratified hold-out every training run uses, training on the first `max_images` of
+    the rest (None: all). Fine-tunes reuse it, so they never train on the validation images
+    of the model they start from."""
     train_idx, val_idx = stratified_split(dataset.y_train, validation_split, seed)
     train_idx = train_idx[:max_images]
-    return dataset.x_train[train_idx], dataset.y_train[train_idx], dataset.x_train[val_idx], dataset.y_train[val_idx]
+    return Split(dataset.x_train[train_idx], dataset.y_train[train_idx], dataset.x_train[val_idx],
+                 dataset.y_train[val_idx])  # fmt: skip
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -73,22 +73,25 @@ def _as_model_input(images: np.ndarray) -> np.ndarray:
     return images.reshape(-1, *INPUT_SHAPE)
 
 
-def training_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    batch_size: int,
-    seed: int,
-    augmentation: Augmentation | None,
-    augmented_batches: int | None = None,
-    first_batch: int = 0,
-) -> tf.data.Dataset:
+@dataclass(frozen=True)
+class Batches:
+    """How training images are served: batch size, shuffle seed and augmentation."""
+
+    size: int  # images per batch
+    seed: int  # seeds the shuffle and the augmentation
+    augmentation: Augmentation | None  # None: images as they are
+    augmented_batches: int | None = None  # augment only the batches counted below this (None: all)
+    first_batch: int = 0  # where the batch count starts (a resumed run continues it)
+
+
+def training_dataset(images: np.ndarray, labels: np.ndarray, batches: Batches) -> tf.data.Dataset:
     """Endless, reshuffled, optionally augmented batches of 0..255 pixels as float32.
 
     Endless so one iterator spans all epochs and the batch counter that seeds
-    the augmentation never repeats; fit() gets steps_per_epoch(). With
-    `augmented_batches`, only the batches counted below it are augmented; the
-    count starts at `first_batch` (a resumed run continues it).
+    the augmentation never repeats; fit() gets steps_per_epoch().
     """
+    batch_size, seed, augmentation = batches.size, batches.seed, batches.augmentation
+    augmented_batches, first_batch = batches.augmented_batches, batches.first_batch
     ds = tf.data.Dataset.from_tensor_slices((_as_model_input(images), labels.astype(np.int32)))
     ds = ds.cache().shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
     # One-hot targets: Keras's sparse cross-entropy has no label smoothing.

@@ -25,12 +25,13 @@ mediapipe is imported inside these functions only: it is an optional extra.
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import numpy as np
 
 from fmnist_keras import output_files as out
 from fmnist_keras.compat.mediapipe import CHECKED_ON as MEDIAPIPE_CHECKED_ON
-from fmnist_keras.contract import LUMA, RGB_SHAPE, SIDE, as_rgb
+from fmnist_keras.contract import CLASS_NAMES, LUMA, RGB_SHAPE, SIDE, as_rgb
 from fmnist_keras.errors import FmnistError, first_line
 
 MEDIAPIPE_FILE = out.MEDIAPIPE
@@ -68,53 +69,61 @@ def to_mediapipe_tflite(model, representative: np.ndarray, labels: list[str], ve
     return with_metadata(plain, labels, version)
 
 
-def _min_parser_version(metadata_buffer: bytes) -> str:
-    """The lowest metadata parser that understands every field used (MediaPipe's metadata_version.cc)."""
-    from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
+class _ParserVersion:
+    """MediaPipe's metadata_version.cc, rule by rule: each field in use raises the lowest
+    metadata parser version that understands the file."""
 
-    found = [(1, 0, 0)]
-    file_types = {fb.AssociatedFileType.VOCABULARY: (1, 0, 1), fb.AssociatedFileType.SCANN_INDEX_FILE: (1, 4, 0)}
-    unit_types = {
-        fb.ProcessUnitOptions.BertTokenizerOptions: (1, 1, 0),
-        fb.ProcessUnitOptions.SentencePieceTokenizerOptions: (1, 1, 0),
-        fb.ProcessUnitOptions.RegexTokenizerOptions: (1, 2, 1),
-    }
+    def __init__(self):
+        from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
 
-    def files(table, count_name: str, getter: str) -> None:
+        self.fb, self.found = fb, [(1, 0, 0)]
+        self.file_types = {fb.AssociatedFileType.VOCABULARY: (1, 0, 1),
+                           fb.AssociatedFileType.SCANN_INDEX_FILE: (1, 4, 0)}  # fmt: skip
+        self.unit_types = {fb.ProcessUnitOptions.BertTokenizerOptions: (1, 1, 0),
+                           fb.ProcessUnitOptions.SentencePieceTokenizerOptions: (1, 1, 0),
+                           fb.ProcessUnitOptions.RegexTokenizerOptions: (1, 2, 1)}  # fmt: skip
+
+    def files(self, table) -> None:
+        for i in range(table.AssociatedFilesLength()):
+            associated = table.AssociatedFiles(i)
+            self.found.append(self.file_types.get(associated.Type(), (1, 0, 0)))
+            self.found.append((1, 4, 1) if associated.Version() is not None else (1, 0, 0))
+
+    def units(self, table, count_name: str, getter: str) -> None:
         for i in range(getattr(table, count_name)()):
-            associated = getattr(table, getter)(i)
-            found.append(file_types.get(associated.Type(), (1, 0, 0)))
-            found.append((1, 4, 1) if associated.Version() is not None else (1, 0, 0))
+            self.found.append(self.unit_types.get(getattr(table, getter)(i).OptionsType(), (1, 0, 0)))
 
-    def units(table, count_name: str, getter: str) -> None:
-        for i in range(getattr(table, count_name)()):
-            found.append(unit_types.get(getattr(table, getter)(i).OptionsType(), (1, 0, 0)))
-
-    def tensor(meta) -> None:
-        files(meta, "AssociatedFilesLength", "AssociatedFiles")
-        units(meta, "ProcessUnitsLength", "ProcessUnits")
+    def tensor(self, meta) -> None:
+        self.files(meta)
+        self.units(meta, "ProcessUnitsLength", "ProcessUnits")
         content = meta.Content()
-        if content is not None and content.ContentPropertiesType() == fb.ContentProperties.AudioProperties:
-            found.append((1, 3, 0))
+        if content is not None and content.ContentPropertiesType() == self.fb.ContentProperties.AudioProperties:
+            self.found.append((1, 3, 0))
 
-    root = fb.ModelMetadata.GetRootAs(metadata_buffer, 0)
-    for s in range(root.SubgraphMetadataLength()):
-        graph = root.SubgraphMetadata(s)
+    def subgraph(self, graph) -> None:
         for i in range(graph.InputTensorMetadataLength()):
-            tensor(graph.InputTensorMetadata(i))
+            self.tensor(graph.InputTensorMetadata(i))
         for i in range(graph.OutputTensorMetadataLength()):
-            tensor(graph.OutputTensorMetadata(i))
-        files(graph, "AssociatedFilesLength", "AssociatedFiles")
+            self.tensor(graph.OutputTensorMetadata(i))
+        self.files(graph)
         for side in ("Input", "Output"):
             if not getattr(graph, f"{side}ProcessUnitsIsNone")():
-                found.append((1, 1, 0))
-                units(graph, f"{side}ProcessUnitsLength", f"{side}ProcessUnits")
+                self.found.append((1, 1, 0))
+                self.units(graph, f"{side}ProcessUnitsLength", f"{side}ProcessUnits")
             if not getattr(graph, f"{side}TensorGroupsIsNone")():
-                found.append((1, 2, 0))
+                self.found.append((1, 2, 0))
         if not graph.CustomMetadataIsNone():
-            found.append((1, 5, 0))
-    files(root, "AssociatedFilesLength", "AssociatedFiles")
-    return ".".join(map(str, max(found)))
+            self.found.append((1, 5, 0))
+
+
+def _min_parser_version(metadata_buffer: bytes) -> str:
+    """The lowest metadata parser that understands every field used (MediaPipe's metadata_version.cc)."""
+    rules = _ParserVersion()
+    root = rules.fb.ModelMetadata.GetRootAs(metadata_buffer, 0)
+    for s in range(root.SubgraphMetadataLength()):
+        rules.subgraph(root.SubgraphMetadata(s))
+    rules.files(root)
+    return ".".join(map(str, max(rules.found)))
 
 
 def with_metadata(model_bytes: bytes, labels: list[str], version: str) -> bytes:
@@ -206,55 +215,57 @@ def classify(model_bytes: bytes, images: np.ndarray, big_index: int = 0) -> dict
     }
 
 
-def stage_mediapipe(model, representative, staged, x_test, reference, labels, config, version: str) -> dict:
-    """Write the MediaPipe file into `staged` and verify it with the real client; return its report row."""
-    from fmnist_keras.contract import CLASS_NAMES
-
+def stage_mediapipe(model, representative: np.ndarray, staged: Path, ref, version: str) -> dict:
+    """Write the MediaPipe file into `staged` and verify it with the real client against `ref`
+    (an export.gate.Reference); return its report row."""
     model_bytes = to_mediapipe_tflite(model, representative, list(CLASS_NAMES), version)
     (staged / MEDIAPIPE_FILE).write_bytes(model_bytes)
-    return mediapipe_entry(model_bytes, reference, labels, x_test, config)
+    return mediapipe_entry(model_bytes, ref)
 
 
-def mediapipe_entry(model_bytes: bytes, reference: np.ndarray, labels: np.ndarray, images, config) -> dict:
-    """Verify the file with the real client and build its report row; every check failed is a failure."""
-    from fmnist_keras.contract import CLASS_NAMES
-    from fmnist_keras.export.gate import compare_classes, gate_failures
-    from fmnist_keras.export.op_checks import deployability_problems
+def _file_facts(model_bytes: bytes) -> dict:
     from fmnist_keras.export.variants import gzip_size
     from fmnist_keras.runtimes.backends import io_details
     from fmnist_keras.runtimes.tflite_file import op_names
 
-    expected = reference.argmax(axis=1)
+    return {"name": MEDIAPIPE_FILE, "format": "tflite", "quantize": "int8", "method": "ptq", "runtime": RUNTIME,
+            "output": "probabilities", "size_bytes": len(model_bytes), "gzip_bytes": gzip_size(model_bytes),
+            "max_abs_logit_diff": None, "nonfinite_logits": 0,  # it returns probabilities, not logits
+            "ops": op_names(model_bytes), "io": io_details(model_bytes)}  # fmt: skip
+
+
+def mediapipe_entry(model_bytes: bytes, ref) -> dict:
+    """Verify the file with the real client and build its report row; every check failed is a failure."""
+    from fmnist_keras.export.gate import compare_classes
+    from fmnist_keras.export.op_checks import deployability_problems
+
+    expected, labels = ref.predicted, ref.labels
     big_index = int(np.flatnonzero(expected == labels)[0])  # a picture the float model gets right
-    entry = {"name": MEDIAPIPE_FILE, "format": "tflite", "quantize": "int8", "method": "ptq", "runtime": RUNTIME,
-             "output": "probabilities", "size_bytes": len(model_bytes), "gzip_bytes": gzip_size(model_bytes),
-             "max_abs_logit_diff": None, "nonfinite_logits": 0,  # it returns probabilities, not logits
-             "ops": op_names(model_bytes), "io": io_details(model_bytes)}  # fmt: skip
+    entry = _file_facts(model_bytes)
     failures = deployability_problems(model_bytes, full_integer=True)
     try:
-        result = classify(model_bytes, images, big_index)
+        result = classify(model_bytes, ref.images, big_index)
     except FmnistError:
         raise
     except Exception as exc:  # noqa: BLE001 - MediaPipe raises its own types, with the reason
         failures.append(f"MediaPipe rejected the file: {first_line(exc)}")
         nothing = np.full_like(expected, -1)  # no class for any image
         return {**entry, **compare_classes(nothing, expected, labels), "failures": failures}
+    metrics = compare_classes(result["predicted"], expected, labels)
+    failures += ref.failures({**entry, **metrics}, exact=False)
+    named = _name_failures(result, labels, big_index, failures)
+    return {**entry, **metrics, "named_results": named, "failures": failures,
+            "big_picture": {"test_image": big_index, "side": BIG_SIDE, "category_name": result["big"][1]}}  # fmt: skip
+
+
+def _name_failures(result: dict, labels: np.ndarray, big_index: int, failures: list[str]) -> int:
+    """How many results carry their class's own name; wrong names and a wrong big picture are failures."""
     predicted = result["predicted"]
-    metrics = compare_classes(predicted, expected, labels)
-    failures += gate_failures({**entry, **metrics}, exact=False, max_accuracy_drop=config.max_accuracy_drop)
     wrong_names = sum(name != CLASS_NAMES[i] for i, name in zip(predicted, result["names"], strict=True))
     if wrong_names:
         failures.append(f"{wrong_names:,} results carry a category_name that is not their class's name")
     big_class, big_name = result["big"]
     if big_class != labels[big_index] or big_name != CLASS_NAMES[labels[big_index]]:
-        failures.append(
-            f"test image {big_index} scaled to {BIG_SIDE}x{BIG_SIDE} came back as {big_name!r}, "
-            f"not {CLASS_NAMES[labels[big_index]]!r}"
-        )
-    return {
-        **entry,
-        **metrics,
-        "named_results": len(predicted) - wrong_names,
-        "big_picture": {"test_image": big_index, "side": BIG_SIDE, "category_name": big_name},
-        "failures": failures,
-    }
+        failures.append(f"test image {big_index} scaled to {BIG_SIDE}x{BIG_SIDE} came back as {big_name!r}, "
+                        f"not {CLASS_NAMES[labels[big_index]]!r}")  # fmt: skip
+    return len(predicted) - wrong_names

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -126,41 +127,38 @@ def _agreement(micro: np.ndarray, litert: np.ndarray, model_bytes: bytes) -> tup
     return same, max_diff_steps(micro, litert, step), rounding_disagreement(micro, litert, step)
 
 
-def verify_micro_source(
-    source_name: str, model_bytes: bytes, staged: Path, litert_logits, x_test, arena_bytes: int
-) -> dict:
-    """Write the TFLM C++ source and prove it: bytes round-trip, it compiles, and TFLM, given
-    exactly the `arena_bytes` the header declares, agrees with LiteRT."""
-    from fmnist_keras.runtimes.backends import micro_logits
+class MicroCandidate(NamedTuple):
+    """A verified full-integer .tflite that may become the C array."""
 
-    header_name = out.C_HEADER
-    header, source = to_c_source(model_bytes, C_SYMBOL, header_name, arena_bytes)
-    (staged / header_name).write_text(header)
+    name: str  # its file name in the export
+    model_bytes: bytes
+    litert_logits: np.ndarray  # LiteRT's outputs on the test images, to hold TFLM against
+    arena_bytes: int  # the tensor arena the header declares
+
+
+def verify_micro_source(candidate: MicroCandidate, staged: Path, images: np.ndarray) -> dict:
+    """Write the TFLM C++ source and prove it: bytes round-trip, it compiles, and TFLM, given
+    exactly the arena the header declares, agrees with LiteRT."""
+    header, source = to_c_source(candidate.model_bytes, C_SYMBOL, out.C_HEADER, candidate.arena_bytes)
+    (staged / out.C_HEADER).write_text(header)
     (staged / out.C_SOURCE).write_text(source)
     failures = []
-    bytes_match = bytes_from_c_source(source) == model_bytes
+    bytes_match = bytes_from_c_source(source) == candidate.model_bytes
     if not bytes_match:
         failures.append("the C array does not hold the .tflite bytes")
     try:
-        compiled = compile_check(header, source, header_name)
+        compiled = compile_check(header, source, out.C_HEADER)
     except RuntimeError as exc:
         compiled = "failed"
         failures.append(str(exc))
-    try:
-        micro = micro_logits(model_bytes, x_test[:MICRO_IMAGES], arena_size=arena_bytes)
-    except RuntimeError as exc:
-        failures.append(f"does not run on TFLite Micro in the {arena_bytes:,}-byte arena the header declares ({exc})")
-        same, max_diff_lsb = 0, None
-    else:
-        same, max_diff_lsb, disagreement = _agreement(micro, litert_logits[:MICRO_IMAGES], model_bytes)
-        failures += [disagreement] if disagreement else []
+    same, max_diff_lsb = _run_on_micro(candidate, images, failures)
     return {
         "name": out.C_SOURCE,
         "format": "c++ (TensorFlow Lite Micro)",
-        "source": source_name,
+        "source": candidate.name,
         "symbol": C_SYMBOL,
-        "array_bytes": len(model_bytes),
-        "arena_bytes": arena_bytes,
+        "array_bytes": len(candidate.model_bytes),
+        "arena_bytes": candidate.arena_bytes,
         "bytes_match_tflite": bytes_match,
         "compile": compiled,
         "micro_images": MICRO_IMAGES,
@@ -168,3 +166,19 @@ def verify_micro_source(
         "micro_max_output_diff_steps": max_diff_lsb,
         "failures": failures,
     }
+
+
+def _run_on_micro(candidate: MicroCandidate, images: np.ndarray, failures: list[str]) -> tuple[int, float | None]:
+    """(same top class as LiteRT, largest output difference in steps) on the first MICRO_IMAGES;
+    what went wrong is appended to `failures`."""
+    from fmnist_keras.runtimes.backends import micro_logits
+
+    arena = candidate.arena_bytes
+    try:
+        micro = micro_logits(candidate.model_bytes, images[:MICRO_IMAGES], arena_size=arena)
+    except RuntimeError as exc:
+        failures.append(f"does not run on TFLite Micro in the {arena:,}-byte arena the header declares ({exc})")
+        return 0, None
+    same, max_diff_lsb, disagreement = _agreement(micro, candidate.litert_logits[:MICRO_IMAGES], candidate.model_bytes)
+    failures += [disagreement] if disagreement else []
+    return same, max_diff_lsb

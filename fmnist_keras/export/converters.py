@@ -34,34 +34,6 @@ class Target(str, Enum):
     mediapipe = "mediapipe"
 
 
-def check_export_options(
-    quantize: Quantize, io: IODType | None, target: Target, qat: bool, sparsity: float | None, clusters: int | None
-) -> None:
-    """The one place export options are checked against each other; raises UsageError."""
-    from fmnist_keras.config import MAX_CLUSTERS, MAX_SPARSITY, MIN_CLUSTERS
-    from fmnist_keras.errors import UsageError
-
-    if io is not None and io is not IODType.int8 and quantize is not Quantize.int8:
-        raise UsageError("--io applies to --quantize int8 only", "--io")
-    if (qat or sparsity is not None or clusters is not None) and quantize is not Quantize.int8:
-        raise UsageError(
-            "QAT, pruning and clustering produce full-integer models: add --quantize int8",
-            "--qat/--sparsity/--clusters",
-        )
-    if sparsity is not None and not 0 < sparsity <= MAX_SPARSITY:
-        raise UsageError(f"must be in (0, {MAX_SPARSITY}], got {sparsity:g}", "--sparsity")
-    if clusters is not None and not MIN_CLUSTERS <= clusters <= MAX_CLUSTERS:
-        raise UsageError(f"must be in [{MIN_CLUSTERS}, {MAX_CLUSTERS}], got {clusters}", "--clusters")
-    if clusters is not None and qat:
-        raise UsageError("clustering is exported with post-training quantization; drop --qat or --clusters",
-                         "--clusters")  # fmt: skip
-    if target is Target.mediapipe and quantize is not Quantize.int8:
-        raise UsageError("the MediaPipe file is full-integer: use it with --quantize int8", "--target")
-    if target is Target.mediapipe and io is not None:
-        raise UsageError("the MediaPipe file's input is uint8 RGB and its output uint8 probabilities, "
-                         "whatever --io says: drop --io", "--io")  # fmt: skip
-
-
 def to_tflite(
     model,
     quantize: Quantize | str = Quantize.none,

@@ -7,9 +7,36 @@ where a number would be NaN).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from fmnist_keras.config import ExportConfig
 from fmnist_keras.metrics import compare_predictions
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What every artifact is held against: the test images, their labels, the float Keras
+    model's logits on them, and the gate's settings."""
+
+    images: np.ndarray  # the test images, raw pixels
+    labels: np.ndarray  # their classes, int64
+    logits: np.ndarray  # the float Keras model's logits on them
+    config: ExportConfig  # max_accuracy_drop, float_tolerance
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """The float Keras model's top class for each test image."""
+        return self.logits.argmax(axis=1)
+
+    def compare(self, logits: np.ndarray) -> dict:
+        return compare(logits, self.logits, self.labels)
+
+    def failures(self, metrics: dict, *, exact: bool) -> list[str]:
+        config = self.config
+        return gate_failures(metrics, exact=exact, max_accuracy_drop=config.max_accuracy_drop,
+                             float_tolerance=config.float_tolerance)  # fmt: skip
 
 
 def nonfinite_count(logits: np.ndarray) -> int:

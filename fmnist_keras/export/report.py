@@ -194,7 +194,40 @@ def model_card(report: dict, model) -> str:
         + ", ".join(f"{name} {count:,}" for name, count in macs.items())
         + ").\n\n## Training\n\n"
     )
-    training = report.get("training")
+    out.write(_training_section(report.get("training")))
+    out.write("## Metrics per artifact (all 10,000 test images)\n\n")
+    out.write(artifact_table(report, markdown=True))
+    if budget_table(report):
+        out.write("\n## Device budget (TensorFlow Lite Micro)\n\n" + budget_table(report, markdown=True))
+        out.write("\n" + _budget_note(report))
+    out.write(_contract_section(report))
+    out.write(
+        "## Intended use and limitations\n\n"
+        "A small reference classifier for the 10 Fashion-MNIST classes, for learning and for on-device "
+        "pipelines. It expects centred, isolated items like the dataset's; photos need cropping, grayscale, "
+        "resizing to 28×28 and, for dark-on-light pictures, inversion. "
+        f"{_confusions_sentence(report['float_most_confused'])} "
+        "It was not evaluated on any other data and must not be used for decisions about people.\n"
+    )
+    return out.getvalue()
+
+
+def _contract_section(report: dict) -> str:
+    return (
+        "\n## Input contract\n\n"
+        "One 28×28 grayscale image, light garment on a dark background (as in Fashion-MNIST), "
+        "pixel intensities 0..255 unnormalised: the model rescales them itself.\n\n"
+        "| file | input | input encoding | output | output decoding |\n|---|---|---|---|---|\n"
+        + "\n".join(_io_lines(report))
+        + "\n\nClass index order (`labels.txt`): "
+        + ", ".join(f"{i} {n}" for i, n in enumerate(CLASS_NAMES))
+        + ".\n\n"
+    )
+
+
+def _training_section(training: dict | None) -> str:
+    """How the model was trained, from the metrics.json beside it."""
+    out = io.StringIO()
     if training:
         c = training["config"]
         out.write(
@@ -210,25 +243,4 @@ def model_card(report: dict, model) -> str:
         )
     else:
         out.write("No metrics.json was found beside the model, so the training recipe is unknown.\n\n")
-    out.write("## Metrics per artifact (all 10,000 test images)\n\n")
-    out.write(artifact_table(report, markdown=True))
-    if budget_table(report):
-        out.write("\n## Device budget (TensorFlow Lite Micro)\n\n" + budget_table(report, markdown=True))
-        out.write("\n" + _budget_note(report))
-    out.write("\n## Input contract\n\n")
-    out.write(
-        "One 28×28 grayscale image, light garment on a dark background (as in Fashion-MNIST), "
-        "pixel intensities 0..255 unnormalised: the model rescales them itself.\n\n"
-    )
-    out.write("| file | input | input encoding | output | output decoding |\n|---|---|---|---|---|\n")
-    out.write("\n".join(_io_lines(report)) + "\n\n")
-    out.write("Class index order (`labels.txt`): " + ", ".join(f"{i} {n}" for i, n in enumerate(CLASS_NAMES)) + ".\n\n")
-    out.write(
-        "## Intended use and limitations\n\n"
-        "A small reference classifier for the 10 Fashion-MNIST classes, for learning and for on-device "
-        "pipelines. It expects centred, isolated items like the dataset's; photos need cropping, grayscale, "
-        "resizing to 28×28 and, for dark-on-light pictures, inversion. "
-        f"{_confusions_sentence(report['float_most_confused'])} "
-        "It was not evaluated on any other data and must not be used for decisions about people.\n"
-    )
     return out.getvalue()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmnist_keras.contract import INPUT_SHAPE
-from fmnist_keras.model.cnn import build_model
+from fmnist_keras.model.cnn import Variant, build_model
 
 if TYPE_CHECKING:  # pipeline imports TensorFlow
     from fmnist_keras.data.tf_datasets import Augmentation
@@ -62,7 +62,7 @@ def to_tf_keras(model, *, fold_rescale: bool):
     conv1's kernel (exact: conv(x/255) = conv_{W/255}(x)).
     """
     _, tf_keras = import_tfmot()
-    legacy = build_model(tf_keras, rescale=not fold_rescale)
+    legacy = build_model(tf_keras, Variant(rescale=not fold_rescale))
     weights = [w.copy() for w in model.get_weights()]
     if fold_rescale:
         weights[0] = weights[0] * RESCALE  # conv1 kernel, first in layer order
@@ -80,7 +80,7 @@ def back_to_keras3(legacy, *, folded: bool):
     return model
 
 
-def _fit(legacy, x, y, x_val, y_val, config: FinetuneConfig, callbacks=(), verbose=0, teacher=None):
+def _fit(legacy, split, config: FinetuneConfig, callbacks=(), teacher=None):
     """Fine-tune on the training pipeline (same augmentation as training), cosine-decayed learning rate.
 
     With a `teacher` (the float model), the targets are its probabilities on each augmented
@@ -89,11 +89,11 @@ def _fit(legacy, x, y, x_val, y_val, config: FinetuneConfig, callbacks=(), verbo
     """
     import tensorflow as tf
 
-    from fmnist_keras.data.tf_datasets import eval_dataset, steps_per_epoch, training_dataset
+    from fmnist_keras.data.tf_datasets import Batches, eval_dataset, steps_per_epoch, training_dataset
 
     _, tf_keras = import_tfmot()
     tf_keras.utils.set_random_seed(config.seed)
-    steps = steps_per_epoch(len(x), config.batch_size)
+    steps = steps_per_epoch(len(split.x), config.batch_size)
     schedule = tf_keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
     smoothing = 0.0 if teacher is not None else config.label_smoothing
     legacy.compile(
@@ -101,20 +101,20 @@ def _fit(legacy, x, y, x_val, y_val, config: FinetuneConfig, callbacks=(), verbo
         loss=tf_keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
         metrics=["accuracy"],
     )
-    train = training_dataset(x, y, config.batch_size, config.seed, config.augmentation)
+    train = training_dataset(split.x, split.y, Batches(config.batch_size, config.seed, config.augmentation))
     if teacher is not None:
         train = train.map(lambda images, _: (images, tf.nn.softmax(teacher(images, training=False))))
     return legacy.fit(
         train,
         steps_per_epoch=steps,
-        validation_data=eval_dataset(x_val, y_val),
+        validation_data=eval_dataset(split.x_val, split.y_val),
         epochs=config.epochs,
         callbacks=list(callbacks),
-        verbose=verbose,
+        verbose=0,
     )
 
 
-def quantization_aware_finetune(model, x, y, x_val, y_val, config: FinetuneConfig, *, pruned: bool = False, verbose=0):
+def quantization_aware_finetune(model, split, config: FinetuneConfig, *, pruned: bool = False):
     """Fine-tune with fake quantization; returns the tf_keras QAT model.
 
     With `pruned`, uses tfmot's pruning-preserving scheme so zeros stay zeros.
@@ -127,18 +127,18 @@ def quantization_aware_finetune(model, x, y, x_val, y_val, config: FinetuneConfi
         qat = quantize.quantize_apply(quantize.quantize_annotate_model(legacy), scheme)
     else:
         qat = quantize.quantize_model(legacy)
-    _fit(qat, x, y, x_val, y_val, config, verbose=verbose)
+    _fit(qat, split, config)
     return qat
 
 
-def prune_finetune(model, sparsity: float, x, y, x_val, y_val, config: FinetuneConfig, verbose=0):
+def prune_finetune(model, sparsity: float, split, config: FinetuneConfig):
     """Magnitude-prune conv and dense kernels to `sparsity` while fine-tuning; return a Keras 3 model."""
     tfmot, tf_keras = import_tfmot()
     sparsity_api = tfmot.sparsity.keras
     legacy = to_tf_keras(model, fold_rescale=False)
     from fmnist_keras.data.tf_datasets import steps_per_epoch
 
-    steps = config.epochs * steps_per_epoch(len(x), config.batch_size)
+    steps = config.epochs * steps_per_epoch(len(split.x), config.batch_size)
     schedule = sparsity_api.PolynomialDecay(
         initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=max(1, int(steps * 0.7)), frequency=10
     )
@@ -151,11 +151,11 @@ def prune_finetune(model, sparsity: float, x, y, x_val, y_val, config: FinetuneC
     # The wrappers wrap the trained layers themselves, so the trained weights carry over.
     pruning = tf_keras.models.clone_model(legacy, clone_function=prune_weighted)
     teacher = to_tf_keras(model, fold_rescale=False) if config.distill else None
-    _fit(pruning, x, y, x_val, y_val, config, [sparsity_api.UpdatePruningStep()], verbose, teacher)
+    _fit(pruning, split, config, [sparsity_api.UpdatePruningStep()], teacher)
     return back_to_keras3(sparsity_api.strip_pruning(pruning), folded=False)
 
 
-def cluster_finetune(model, clusters: int, x, y, x_val, y_val, config: FinetuneConfig, verbose=0, teacher_model=None):
+def cluster_finetune(model, clusters: int, split, config: FinetuneConfig, teacher_model=None):
     """Weight clustering (tfmot): each conv/dense kernel keeps only `clusters` distinct values.
 
     Sparsity is preserved (zeros stay zeros), so this follows pruning in tfmot's
@@ -181,7 +181,7 @@ def cluster_finetune(model, clusters: int, x, y, x_val, y_val, config: FinetuneC
 
     clustered = tf_keras.models.clone_model(legacy, clone_function=cluster_weighted)
     teacher = to_tf_keras(teacher_model or model, fold_rescale=False) if config.distill else None
-    _fit(clustered, x, y, x_val, y_val, config, verbose=verbose, teacher=teacher)
+    _fit(clustered, split, config, teacher=teacher)
     return back_to_keras3(clustering.strip_clustering(clustered), folded=False)
 
 

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from fmnist_keras.config import ExportConfig, TrainConfig
-from fmnist_keras.data.idx import training_split
+from fmnist_keras.data.idx import Split, training_split
 from fmnist_keras.export.converters import IODType, Quantize, tflite_filename, to_tflite
+from fmnist_keras.export.request import ExportInputs, ExportRequest
 
 
 def gzip_size(data: bytes) -> int:
@@ -29,7 +30,7 @@ class Int8Build:
     model: Any  # the trained Keras 3 float model
     io: IODType
     representative: np.ndarray  # calibration images
-    split: tuple  # (x, y, x_val, y_val): the trained model's own training split
+    split: Split | None  # the trained model's own training split (only fine-tunes need it)
     recipe: TrainConfig  # the trained model's recipe: batch, augmentation, seed
     config: ExportConfig
     log: Callable[[str], None]
@@ -54,7 +55,7 @@ class Int8Build:
         c = self.config
         self.log(f"Quantization-aware fine-tuning, {c.qat_epochs} epoch(s)")
         qat_model = tfmot.quantization_aware_finetune(
-            self.model, *self.split, self._finetune(c.qat_epochs, c.qat_learning_rate)
+            self.model, self.split, self._finetune(c.qat_epochs, c.qat_learning_rate)
         )
         return tfmot.qat_to_tflite(qat_model, self.io.value), {"finetune_epochs": c.qat_epochs}
 
@@ -65,7 +66,7 @@ class Int8Build:
             c = self.config
             self.log(f"Pruning to {self.sparsity:.0%} sparsity, {c.prune_epochs} epoch(s)")
             self._pruned = tfmot.prune_finetune(
-                self.model, self.sparsity, *self.split, self._finetune(c.prune_epochs, c.prune_learning_rate, c.distill)
+                self.model, self.sparsity, self.split, self._finetune(c.prune_epochs, c.prune_learning_rate, c.distill)
             )
         return self._pruned
 
@@ -75,7 +76,7 @@ class Int8Build:
         c = self.config
         if with_qat:  # pruning-preserving QAT keeps the zeros through fake quantization
             qat_model = tfmot.quantization_aware_finetune(
-                self.pruned_model(), *self.split, self._finetune(c.qat_epochs, c.qat_learning_rate), pruned=True
+                self.pruned_model(), self.split, self._finetune(c.qat_epochs, c.qat_learning_rate), pruned=True
             )
             model_bytes = tfmot.qat_to_tflite(qat_model, self.io.value)
         else:
@@ -91,7 +92,7 @@ class Int8Build:
         self.log(f"Clustering each kernel into {clusters} values, {c.cluster_epochs} epoch(s)")
         base = self.pruned_model() if self.sparsity is not None else self.model
         clustered = tfmot.cluster_finetune(
-            base, clusters, *self.split, self._finetune(c.cluster_epochs, c.cluster_learning_rate, c.distill),
+            base, clusters, self.split, self._finetune(c.cluster_epochs, c.cluster_learning_rate, c.distill),
             teacher_model=self.model,  # the float model, not the pruned one
         )  # fmt: skip
         extra = {
@@ -105,23 +106,16 @@ class Int8Build:
 
 
 def int8_variants(
-    model,
-    *,
-    io: IODType,
-    representative: np.ndarray,
-    data,
-    training: dict | None,
-    config: ExportConfig,
-    qat: bool = False,
-    sparsity: float | None = None,
-    clusters: int | None = None,
-    log: Callable[[str], None] = print,
+    inputs: ExportInputs, request: ExportRequest, log: Callable[[str], None] = print
 ) -> list[tuple[str, str, Callable[[], tuple[bytes, dict]]]]:
-    """(file name, method, maker) for each full-integer model asked for, in the order they are made."""
+    """(file name, method, maker) for each full-integer model `request` asks for, in the order
+    they are made."""
+    model, representative, data, training = inputs.model, inputs.representative, inputs.data, inputs.training
+    io, config, qat, sparsity, clusters = request.io, request.config, request.qat, request.sparsity, request.clusters
     recipe = TrainConfig.from_dict(training["config"]) if training else TrainConfig()
     needs_split = qat or sparsity is not None or clusters is not None
     split = (
-        training_split(data, recipe.validation_split, recipe.seed, config.finetune_max_images) if needs_split else ()
+        training_split(data, recipe.validation_split, recipe.seed, config.finetune_max_images) if needs_split else None
     )
     build = Int8Build(model, io, representative, split, recipe, config, log, sparsity)
     name = partial(tflite_filename, Quantize.int8, io)

@@ -6,6 +6,7 @@ Keras, SavedModel and every TFLite file share one input contract.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
 
 from fmnist_keras.contract import INPUT_SHAPE, NUM_CLASSES
@@ -27,35 +28,39 @@ LAYER_NAMES = (
 )
 
 
-def build_model(
-    keras: ModuleType | None = None,
-    batch_size: int | None = None,
-    rescale: bool = True,
-    dtype_policy: str | None = None,
-    fused_batch_norm: bool = False,
-    pool_before_relu: bool = False,
-):
+@dataclass(frozen=True)
+class Variant:
+    """How one build differs from the published model: the same layers and weights always."""
+
+    batch_size: int | None = None  # a static batch size; None: any
+    # False leaves out the 1/255 Rescaling layer (which tfmot cannot quantize); the caller
+    # then folds 1/255 into conv1's kernel, keeping the 0..255 contract.
+    rescale: bool = True
+    # E.g. "mixed_bfloat16": every layer's compute dtype but the logits', which stay float32
+    # so the loss and softmax are exact.
+    dtype_policy: str | None = None
+    # Train BatchNorm with TensorFlow's fused kernel (Keras 3 only; model/fused_batchnorm.py).
+    fused_batch_norm: bool = False
+    # Each max pooling before its ReLU. The two commute exactly (both keep order; ties and
+    # the zero gradient below 0 fall alike), so outputs and gradients are bit-identical, and
+    # ReLU and its gradient run on a quarter of the values: about 3 % of a training step.
+    # Training uses it; the published model keeps the article's order.
+    pool_before_relu: bool = False
+
+
+def build_model(keras: ModuleType | None = None, variant: Variant = Variant()):
     """Build the network with `keras` (Keras 3 by default; `tf_keras` for tfmot).
 
-    One definition serves both Keras generations, so quantization-aware
-    training fine-tunes exactly the layers we train and export. `rescale=False`
-    leaves out the 1/255 Rescaling layer (which tfmot cannot quantize); the
-    caller then folds 1/255 into conv1's kernel, keeping the 0..255 contract.
-    `dtype_policy` (e.g. "mixed_bfloat16") sets every layer's compute dtype
-    except the logits, which stay float32 so the loss and softmax are exact.
-    `fused_batch_norm` trains BatchNorm with TensorFlow's fused kernel (Keras 3
-    only; see fmnist_keras/fused.py); the weights are the same.
-    `pool_before_relu` swaps each ReLU with the max pooling after it. The two
-    commute exactly (both keep order; ties and the zero gradient below 0 fall
-    alike), so outputs and gradients are bit-identical, and ReLU and its
-    gradient run on a quarter of the values: about 3 % of a training step.
-    Training uses it; the published model keeps the article's order.
+    One definition serves both Keras generations, so quantization-aware training fine-tunes
+    exactly the layers we train and export.
     """
     if keras is None:
         import keras
     layers = keras.layers
+    batch_size, rescale, dtype_policy = variant.batch_size, variant.rescale, variant.dtype_policy
+    pool_before_relu = variant.pool_before_relu
     batch_norm = layers.BatchNormalization
-    if fused_batch_norm:
+    if variant.fused_batch_norm:
         from fmnist_keras.model.fused_batchnorm import FusedBatchNormalization as batch_norm
     # Per-layer policies rather than Keras's global one: nothing else in the process changes.
     dt = {"dtype": dtype_policy} if dtype_policy else {}
@@ -85,7 +90,7 @@ def build_model(
 
 def build_training_model(dtype_policy: str | None = None):
     """The graph `fmnist train` runs: build_model's layers and weights, with its faster training kernels."""
-    return build_model(dtype_policy=dtype_policy, fused_batch_norm=True, pool_before_relu=True)
+    return build_model(variant=Variant(dtype_policy=dtype_policy, fused_batch_norm=True, pool_before_relu=True))
 
 
 def macs_per_layer(model) -> dict[str, int]:

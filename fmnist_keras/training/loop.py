@@ -16,6 +16,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from fmnist_keras import output_files as out
 from fmnist_keras.config import CLUSTER_TIMEOUT_SECONDS, TrainConfig
-from fmnist_keras.data.idx import load_data, training_split
+from fmnist_keras.data.idx import Split, load_data, training_split
 from fmnist_keras.errors import OutputError, TrainingDiverged, first_line
 from fmnist_keras.metrics import evaluate_logits
 from fmnist_keras.system import cpu, onednn, versions
@@ -33,11 +34,12 @@ from fmnist_keras.training.distribute import Strategy, parse_tf_config
 STATE_DIR = ".train_state"
 
 
-def _prepare_state(config: TrainConfig, workdir: Path, overwrite: bool, log=print, name: str = STATE_DIR) -> Path:
+def _prepare_state(config: TrainConfig, workdir: Path, context: RunContext, name: str = STATE_DIR) -> Path:
     """Decide between a fresh start, a resume and a refusal; return the state folder.
 
-    `overwrite` always starts fresh, whatever state (even a damaged one) is there.
+    `context.overwrite` always starts fresh, whatever state (even a damaged one) is there.
     """
+    overwrite, log = context.overwrite, context.log
     state = workdir / name
     saved = state / "config.json"
     if saved.exists() and not overwrite:
@@ -142,40 +144,44 @@ def _write_log(rows: list[dict], path: Path) -> None:
     path.write_text(buf.getvalue())
 
 
-def train_and_evaluate(
-    config: TrainConfig,
-    workdir: Path,
-    *,
-    data_dir: Path | None = None,
-    overwrite: bool = False,
-    verbose: int | str = "auto",
-    log=print,
-    tf_config: str | None = None,
-    cluster_timeout: int = CLUSTER_TIMEOUT_SECONDS,
-) -> dict:
+@dataclass(frozen=True)
+class RunContext:
+    """How a run meets its surroundings: where the data is, whether it may replace a finished
+    run, the cluster it belongs to, and where it reports."""
+
+    data_dir: Path | None = None  # None: $FMNIST_DATA, then the usual places
+    overwrite: bool = False  # replace a finished run in the output folder
+    tf_config: str | None = None  # the cluster's TF_CONFIG text (strategy "multi-worker")
+    cluster_timeout: int = CLUSTER_TIMEOUT_SECONDS  # seconds to wait for every worker
+    verbose: int | str = "auto"  # Keras's progress output
+    log: Callable[[str], None] = print  # where notes go
+
+
+def train_and_evaluate(config: TrainConfig, workdir: Path, context: RunContext = RunContext()) -> dict:
     """Train the article's CNN with `config`, evaluate once on the test set, write artifacts to `workdir`.
 
-    With `config.strategy` "multi-worker", `tf_config` is the cluster's TF_CONFIG
-    text; every worker runs this function, and only the chief evaluates and writes
-    artifacts (the others return {"chief": False, ...} and leave nothing behind).
+    With `config.strategy` "multi-worker", every worker runs this function with the cluster's
+    TF_CONFIG in `context`, and only the chief evaluates and writes artifacts (the others
+    return {"chief": False, ...} and leave nothing behind).
     """
     started = time.perf_counter()
     kind = Strategy(config.strategy)
-    task = parse_tf_config(tf_config) if kind is Strategy.multi_worker else None  # bad TF_CONFIG: fail first
-    dataset = load_data(data_dir)  # fail on bad data before touching the output folder
+    task = parse_tf_config(context.tf_config) if kind is Strategy.multi_worker else None  # bad TF_CONFIG: first
+    dataset = load_data(context.data_dir)  # fail on bad data before touching the output folder
     workdir = ensure_writable_dir(Path(workdir))
     # Other workers keep their own resumable state beside the chief's, removed at the end.
     state_name = STATE_DIR if task is None or task.is_chief else f"{STATE_DIR}-{task.task_type}-{task.task_index}"
-    state = _prepare_state(config, workdir, overwrite, log, name=state_name)
+    state = _prepare_state(config, workdir, context, name=state_name)
     with _state_guard(state, workdir):
-        plan = plan_run(config, kind, tf_config, cluster_timeout, dataset, log)
-        model, losses = _fit(config, plan, state, verbose)
+        plan = plan_run(config, context, dataset)
+        model, losses = _fit(config, plan, state, context.verbose)
         _raise_if_diverged(model, losses, state, plan.peak_lr)
         distribution = _distribution(plan, task)
         if not plan.placement.is_chief:
             shutil.rmtree(state, ignore_errors=True)
             return {"chief": False, "task": task.name, "epochs_run": len(losses), **distribution}
-        trained, rows, metrics = _evaluate(model, config, plan, dataset, state, distribution, started)
+        trained, rows = _published_copy(model), _read_log(state / "log.csv")
+        metrics = {**_test_metrics(trained, rows, dataset), **_run_facts(config, plan, dataset, distribution, started)}
         _publish_run(trained, rows, metrics, workdir)
     shutil.rmtree(state, ignore_errors=True)
     return metrics
@@ -187,14 +193,14 @@ class Plan:
 
     placement: object  # distribute.Placement
     policy: str | None  # mixed-precision policy, None for float32
-    split: tuple  # x_train, y_train, x_val, y_val
+    split: Split  # training and validation images
     global_batch: int
     peak_lr: float
     steps: int  # per epoch
     warmup: int  # steps
 
 
-def plan_run(config: TrainConfig, kind: Strategy, tf_config, cluster_timeout: int, dataset, log) -> Plan:
+def plan_run(config: TrainConfig, context: RunContext, dataset) -> Plan:
     import keras
     import tensorflow as tf
 
@@ -206,12 +212,13 @@ def plan_run(config: TrainConfig, kind: Strategy, tf_config, cluster_timeout: in
     # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    placement = create_strategy(kind, tf_config, cluster_timeout)  # before any TF op (multi-worker)
+    kind, log = Strategy(config.strategy), context.log
+    placement = create_strategy(kind, context.tf_config, context.cluster_timeout)  # before any TF op (multi-worker)
     policy = precision.policy_on_this_machine(Precision(config.precision))
     split = training_split(dataset, config.validation_split, config.seed, config.max_train_images)
     global_batch = config.batch_size * placement.replicas
     peak_lr = scaled_learning_rate(config.learning_rate, placement.replicas)
-    steps = steps_per_epoch(len(split[0]), global_batch)
+    steps = steps_per_epoch(len(split.x), global_batch)
     warmup = min(config.warmup_epochs * steps, config.epochs * steps - 1)
     for note in placement.notes:
         log(f"note: {note}")
@@ -295,12 +302,11 @@ def _fit(config: TrainConfig, plan: Plan, state: Path, verbose) -> tuple[object,
 def training_batches(config: TrainConfig, plan: Plan, first_epoch: int = 0):
     """The endless training batches of `fmnist train` from epoch `first_epoch` on: augmented as
     the config asks, the last `clean_epochs` epochs as they are."""
-    from fmnist_keras.data.tf_datasets import Augmentation, training_dataset
+    from fmnist_keras.data.tf_datasets import Augmentation, Batches, training_dataset
 
-    x, y = plan.split[:2]
-    return training_dataset(x, y, plan.global_batch, config.seed, Augmentation.of(config),
-                            augmented_batches=config.augmented_epochs * plan.steps,
-                            first_batch=first_epoch * plan.steps)  # fmt: skip
+    augmented, first = config.augmented_epochs * plan.steps, first_epoch * plan.steps
+    batches = Batches(plan.global_batch, config.seed, Augmentation.of(config), augmented, first)
+    return training_dataset(plan.split.x, plan.split.y, batches)
 
 
 def _completed_epochs(backup: Path) -> int:
@@ -334,18 +340,22 @@ def _distribution(plan: Plan, task) -> dict:
     return distribution
 
 
-def _evaluate(model, config: TrainConfig, plan: Plan, dataset, state: Path, distribution: dict, started: float):
-    """The published float32 model, its log rows and metrics.json's content (the test set, once)."""
+def _published_copy(model):
+    """The published model is a plain float32 copy: no strategy, no mixed-precision layers."""
     from fmnist_keras.model.cnn import build_model
-    from fmnist_keras.runtimes.backends import keras_logits
 
-    # The published model is a plain float32 copy: no strategy, no mixed-precision layers.
     trained = build_model()
     trained.set_weights(model.get_weights())
-    rows = _read_log(state / "log.csv")
+    return trained
+
+
+def _test_metrics(trained, rows: list[dict], dataset) -> dict:
+    """The test set, evaluated once, and the validation curve's best and last points."""
+    from fmnist_keras.runtimes.backends import keras_logits
+
     test = evaluate_logits(keras_logits(trained, dataset.x_test), dataset.y_test.astype(np.int64))
     best = max(rows, key=lambda r: float(r["val_accuracy"]))
-    metrics = {
+    return {
         "chief": True,
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
@@ -353,20 +363,25 @@ def _evaluate(model, config: TrainConfig, plan: Plan, dataset, state: Path, dist
         "best_val_epoch": int(best["epoch"]) + 1,
         "final_val_accuracy": float(rows[-1]["val_accuracy"]),
         "epochs_run": len(rows),
+        "num_params": trained.count_params(),
+        "num_test_images": len(dataset.y_test),
+    }
+
+
+def _run_facts(config: TrainConfig, plan: Plan, dataset, distribution: dict, started: float) -> dict:
+    """What the run was: its recipe, data, machine, kernels and library versions."""
+    return {
         "wall_seconds": round(time.perf_counter() - started, 1),
         "cpu": cpu.cpu_description(),  # what the wall time was measured on
         "onednn": onednn.state(),  # which kernels computed the weights
         "seed": config.seed,
-        "num_params": trained.count_params(),
-        "num_train_images": len(plan.split[0]),
-        "num_val_images": len(plan.split[2]),
-        "num_test_images": len(dataset.y_test),
+        "num_train_images": len(plan.split.x),
+        "num_val_images": len(plan.split.x_val),
         "data_dir": str(dataset.source),
         "distribution": distribution,
         "config": config.to_dict(),
         "versions": versions.library_versions(),
     }
-    return trained, rows, metrics
 
 
 def _publish_run(trained, rows: list[dict], metrics: dict, workdir: Path) -> None:

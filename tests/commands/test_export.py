@@ -17,6 +17,7 @@ from fmnist_keras.errors import VerificationFailed
 from fmnist_keras.export.converters import to_tflite
 from fmnist_keras.export.gate import compare, gate_failures
 from fmnist_keras.export.op_checks import deployability_problems
+from fmnist_keras.export.request import ExportRequest
 from fmnist_keras.runtimes.backends import io_details, keras_logits, micro_logits, tflite_logits
 from fmnist_keras.runtimes.tflite_file import op_names
 
@@ -148,7 +149,7 @@ def test_gate_fails_on_black_calibration_and_publishes_nothing(model_copy, tmp_p
     (out / "model_float32.tflite").write_bytes(b"previous artifact")
     black = np.zeros((100, 28, 28, 1), dtype=np.float32)
     with pytest.raises(VerificationFailed) as excinfo:
-        export_and_validate(model_copy, out, quantize="int8", representative=black, config=ExportConfig(), **QUIET)
+        export_and_validate(ExportRequest(model_copy, out, quantize="int8"), representative=black, **QUIET)
     assert "model_int8.tflite: accuracy drops" in str(excinfo.value)
     assert excinfo.value.report["passed"] is False
     assert sorted(p.name for p in out.iterdir()) == ["model_float32.tflite"]

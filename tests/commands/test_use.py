@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from fmnist_keras.cli import app
 from fmnist_keras.commands.export import export_and_validate
 from fmnist_keras.contract import CLASS_NAMES
+from fmnist_keras.export.request import ExportRequest
 
 runner = CliRunner()
 
@@ -21,7 +22,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def exported(trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("exported")
-    report = export_and_validate(trained_run / "model.keras", out, quantize="int8", log=lambda *_: None)
+    report = export_and_validate(ExportRequest(trained_run / "model.keras", out, quantize="int8"), log=lambda *_: None)
     return out, {a["name"]: a for a in report["artifacts"]}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fmnist_keras.config import TrainConfig
-from fmnist_keras.data.tf_datasets import Augmentation, augment_batch, training_dataset
+from fmnist_keras.data.tf_datasets import Augmentation, Batches, augment_batch, training_dataset
 from fmnist_keras.export.report import _augmentation
 
 SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
@@ -96,7 +96,8 @@ def test_clean_epochs_leave_the_last_epochs_unaugmented():
 
 def _batches(images: np.ndarray, augmented_batches: int, first_batch: int = 0, count: int = 3) -> list[np.ndarray]:
     labels = np.zeros(len(images), np.int64)
-    ds = training_dataset(images, labels, len(images), 0, Augmentation(False, 1), augmented_batches, first_batch)
+    batches = Batches(len(images), 0, Augmentation(False, 1), augmented_batches, first_batch)
+    ds = training_dataset(images, labels, batches)
     return [x.numpy()[..., 0] for x, _ in ds.take(count)]
 
 

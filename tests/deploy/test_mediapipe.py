@@ -10,6 +10,7 @@ from fmnist_keras.cli import app
 from fmnist_keras.config import ExportConfig
 from fmnist_keras.contract import CLASS_NAMES
 from fmnist_keras.deploy.mediapipe import BIG_SIDE, MEDIAPIPE_FILE, classify, mediapipe_entry, read_metadata
+from fmnist_keras.export.gate import Reference
 from fmnist_keras.export.op_checks import deployability_problems
 from fmnist_keras.runtimes.backends import io_details
 
@@ -73,8 +74,8 @@ def test_a_file_mediapipe_rejects_fails_with_its_reason(mediapipe_export, fmnist
     out, _ = mediapipe_export
     grey_int8 = (out / "model_int8.tflite").read_bytes()  # int8, one channel: not for ImageClassifier
     labels = fmnist.y_test[:50].astype(np.int64)
-    reference = np.eye(10, dtype=np.float32)[labels]
-    row = mediapipe_entry(grey_int8, reference, labels, fmnist.x_test[:50], ExportConfig())
+    reference = Reference(fmnist.x_test[:50], labels, np.eye(10, dtype=np.float32)[labels], ExportConfig())
+    row = mediapipe_entry(grey_int8, reference)
     assert len(row["failures"]) == 1 and row["failures"][0].startswith("MediaPipe rejected the file: ")
     assert "\n" not in row["failures"][0]
 

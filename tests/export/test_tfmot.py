@@ -11,6 +11,7 @@ from fmnist_keras.cli import app
 from fmnist_keras.commands.export import export_and_validate
 from fmnist_keras.config import ExportConfig, TrainConfig
 from fmnist_keras.export.op_checks import deployability_problems
+from fmnist_keras.export.request import ExportRequest
 from fmnist_keras.runtimes.backends import tflite_logits
 
 runner = CliRunner()
@@ -29,7 +30,8 @@ QUICK_QAT = dataclasses.replace(ONE_EPOCH, finetune_max_images=15_000)
 
 def test_qat_export_passes_the_gate_and_leaves_keras3_in_charge(model_copy, tmp_path, fmnist):
     legacy_flag = os.environ.get("TF_USE_LEGACY_KERAS")
-    report = export_and_validate(model_copy, tmp_path, quantize="int8", qat=True, config=QUICK_QAT, log=print)
+    request = ExportRequest(model_copy, tmp_path, quantize="int8", qat=True, config=QUICK_QAT)
+    report = export_and_validate(request, log=print)
     qat = next(a for a in report["artifacts"] if a["method"] == "qat")
     ptq = next(a for a in report["artifacts"] if a["method"] == "ptq")
     assert qat["name"] == "model_int8_qat.tflite" and not qat["failures"]
@@ -45,21 +47,20 @@ def test_qat_export_passes_the_gate_and_leaves_keras3_in_charge(model_copy, tmp_
     import keras
 
     from fmnist_keras.model.cnn import build_model
-    from fmnist_keras.training.loop import train_and_evaluate
+    from fmnist_keras.training.loop import RunContext, train_and_evaluate
 
     assert keras.__version__.startswith("3.") and type(build_model()).__module__.startswith("keras.")
     metrics = train_and_evaluate(
-        TrainConfig(epochs=1, max_train_images=1000, batch_size=100), tmp_path / "after", verbose=0, log=print
+        TrainConfig(epochs=1, max_train_images=1000, batch_size=100), tmp_path / "after", RunContext(verbose=0)
     )
     assert metrics["num_params"] == 29_130
-    second = export_and_validate(tmp_path / "after" / "model.keras", tmp_path / "after", log=print)
+    second = export_and_validate(ExportRequest(tmp_path / "after" / "model.keras", tmp_path / "after"), log=print)
     assert second["passed"]
 
 
 def test_pruned_and_clustered_exports_reach_the_requested_sparsity_and_values(model_copy, tmp_path):
-    report = export_and_validate(
-        model_copy, tmp_path, quantize="int8", sparsity=0.5, clusters=16, config=ONE_EPOCH, log=print
-    )
+    request = ExportRequest(model_copy, tmp_path, quantize="int8", sparsity=0.5, clusters=16, config=ONE_EPOCH)
+    report = export_and_validate(request, log=print)
     by_method = {a["method"]: a for a in report["artifacts"] if "method" in a}
     pruned, dense = by_method["ptq+pruning"], by_method["ptq"]
     assert pruned["name"] == "model_int8_sparse50.tflite" and not pruned["failures"]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from fmnist_keras.model.cnn import LAYER_NAMES, build_model, build_training_model
+from fmnist_keras.model.cnn import LAYER_NAMES, Variant, build_model, build_training_model
 
 # Pinned like flax pins CNN_PARAMS: the article's network and nothing else.
 CNN_PARAMS = 29_130
@@ -51,7 +51,7 @@ def test_batchnorm_matches_pytorch_defaults_of_the_article():
 def test_model_takes_raw_pixels_and_rescales_itself(fmnist):
     """The same logits for raw pixels x as a model without Rescaling, sharing the weights, fed x / 255."""
     model = build_model()
-    plain = build_model(rescale=False)
+    plain = build_model(variant=Variant(rescale=False))
     plain.set_weights(model.get_weights())
     x = fmnist.x_test[:8, :, :, None].astype(np.float32)
     with_rescale = np.asarray(model(x, training=False))
@@ -117,7 +117,7 @@ def test_pooling_before_relu_trains_bit_identically():
     """The training graph swaps each ReLU and its max pooling (model.build_model): the very same numbers."""
     import tensorflow as tf
 
-    article = build_model(fused_batch_norm=True)
+    article = build_model(variant=Variant(fused_batch_norm=True))
     swapped = build_training_model()
     assert [layer.name for layer in swapped.layers][4:6] == ["pool1", "relu1"]
     swapped.set_weights(article.get_weights())

@@ -125,11 +125,11 @@ def test_gpu_policy_mixed_float16_with_loss_scaling_also_runs_on_cpu(tmp_path, m
     """The GPU path (float16 + LossScaleOptimizer) is exercised here, on the CPU."""
     from fmnist_keras.config import TrainConfig
     from fmnist_keras.training import precision
-    from fmnist_keras.training.loop import train_and_evaluate
+    from fmnist_keras.training.loop import RunContext, train_and_evaluate
 
     monkeypatch.setattr(precision, "compute_policy", lambda *_: "mixed_float16")
     config = TrainConfig(epochs=1, max_train_images=1000, batch_size=50, precision="mixed")
-    metrics = train_and_evaluate(config, tmp_path / "run", verbose=0, log=lambda *_: None)
+    metrics = train_and_evaluate(config, tmp_path / "run", RunContext(verbose=0, log=lambda *_: None))
     assert metrics["distribution"]["compute_dtype"] == "mixed_float16"
     assert metrics["test_accuracy"] > 0.2
     assert _is_float32_model(tmp_path / "run" / "model.keras")
@@ -143,11 +143,11 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from fmnist_keras.config import TrainConfig
-    from fmnist_keras.training.loop import train_and_evaluate
+    from fmnist_keras.training.loop import RunContext, train_and_evaluate
 
     strategy, batch, lr, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
     config = TrainConfig(epochs=2, max_train_images=6000, strategy=strategy, batch_size=batch, learning_rate=lr)
-    metrics = train_and_evaluate(config, out, verbose=0, log=lambda *_: None)
+    metrics = train_and_evaluate(config, out, RunContext(verbose=0, log=lambda *_: None))
     print(json.dumps(metrics))
     """
 )

@@ -57,17 +57,17 @@ def test_smoke_training_writes_every_artifact(tmp_path):
 @pytest.mark.parametrize("precision", ["float32", "mixed"])
 def test_same_seed_gives_identical_numbers(tmp_path, precision):
     from fmnist_keras.config import TrainConfig
-    from fmnist_keras.training.loop import train_and_evaluate
+    from fmnist_keras.training.loop import RunContext, train_and_evaluate
 
     config = TrainConfig(epochs=1, max_train_images=2000, batch_size=100, seed=7, precision=precision)
-    quiet = {"verbose": 0, "log": lambda *_: None}
-    first = train_and_evaluate(config, tmp_path / "a", **quiet)
-    second = train_and_evaluate(config, tmp_path / "b", **quiet)
+    quiet = RunContext(verbose=0, log=lambda *_: None)
+    first = train_and_evaluate(config, tmp_path / "a", quiet)
+    second = train_and_evaluate(config, tmp_path / "b", quiet)
     for key in ("test_accuracy", "test_loss", "best_val_accuracy"):
         assert first[key] == second[key], key
     # ... with the kernels fmnist chooses: oneDNN's on every x86-64 CPU.
     assert first["onednn"]["enabled"] or platform.machine() != "x86_64", first["onednn"]
-    other = train_and_evaluate(dataclasses.replace(config, seed=8), tmp_path / "c", **quiet)
+    other = train_and_evaluate(dataclasses.replace(config, seed=8), tmp_path / "c", quiet)
     assert other["test_loss"] != first["test_loss"]
 
 
