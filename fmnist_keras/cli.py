@@ -208,12 +208,14 @@ def export(
         ),
     ] = None,
     target: Annotated[
-        Target,
+        list[Target],
         typer.Option(
-            help="mediapipe: also write model_mediapipe.tflite for MediaPipe Tasks' ImageClassifier (uint8 RGB in, "
-            "probabilities out, labels in its metadata), verified by that client; needs --quantize int8."
+            help="Repeatable. mediapipe: also write model_mediapipe.tflite for MediaPipe Tasks' ImageClassifier "
+            "(uint8 RGB in, probabilities out, labels in its metadata), verified by that client. web: also write "
+            "web/, a page that classifies pictures in the browser with that file, verified in Chromium. Both "
+            "need --quantize int8."
         ),
-    ] = Target.tflite,
+    ] = [Target.tflite],  # noqa: B006 - typer reads the default, never mutates it
     output: Annotated[Path, typer.Option(help="Folder the verified artifacts are published to.", file_okay=False)] = (
         DEFAULT_OUTPUT
     ),
@@ -261,12 +263,17 @@ def export(
         cluster_epochs=cluster_epochs,
     )
     try:
-        request = ExportRequest(model, output, quantize=quantize, io=io, target=target, config=config, qat=qat,
-                                sparsity=sparsity, clusters=clusters, data_dir=data_dir)  # fmt: skip
+        request = ExportRequest(model, output, quantize=quantize, io=io, targets=frozenset(target), config=config,
+                                qat=qat, sparsity=sparsity, clusters=clusters, data_dir=data_dir)  # fmt: skip
     except UsageError as error:
         raise typer.BadParameter(str(error), param_hint=error.param) from None
+    from fmnist_keras.commands.export import check_runtimes, export_and_validate
+
+    try:
+        check_runtimes(request)  # before TensorFlow loads: a missing runtime is refused in a second
+    except FmnistError as error:
+        raise _fail(error) from None
     import_tensorflow_quietly()
-    from fmnist_keras.commands.export import export_and_validate
     from fmnist_keras.export.report import terminal_summary
 
     try:
@@ -383,6 +390,28 @@ def info(data_dir: DataDirOption = None) -> None:
     from fmnist_keras.commands.info import describe
 
     typer.echo(describe(data_dir, tf_config=os.environ.get("TF_CONFIG")))
+
+
+@app.command()
+def serve(
+    folder: Annotated[Path, typer.Argument(help="The web folder `fmnist export --target web` wrote.")] = (
+        DEFAULT_OUTPUT / "web"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65_535, help="Port to listen on (0: any free one).")] = 8000,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to listen on. 0.0.0.0 lets a phone on the same network open the page."),
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the web page on this machine (Ctrl-C stops it)."""
+    from fmnist_keras.commands.serve import serve_folder
+
+    try:
+        serve_folder(folder, host, port, log=typer.echo)
+    except FmnistError as error:
+        raise _fail(error) from None
+    except KeyboardInterrupt:
+        typer.echo("stopped")
 
 
 def main() -> None:

@@ -63,3 +63,9 @@ class ClusterError(FmnistError):
     """TF_CONFIG is malformed, or the workers of a cluster could not reach each other."""
 
     exit_code = 2
+
+
+class MissingRuntime(FmnistError):
+    """An option needs an optional runtime that is not installed, or not at the verified version."""
+
+    exit_code = 2

@@ -19,9 +19,10 @@ SAVED_MODEL = "saved_model"
 LABELS = "labels.txt"
 C_HEADER, C_SOURCE = "model_int8.h", "model_int8.cc"  # the int8 model for TensorFlow Lite Micro
 MEDIAPIPE = "model_mediapipe.tflite"
+WEB = "web"  # the browser page's folder: index.html, page.js, MediaPipe Tasks for Web, the MediaPipe file
 REPORT_JSON, REPORT_MD, MODEL_CARD = "report.json", "report.md", "MODEL_CARD.md"
 REPORT_FILES = (REPORT_MD, MODEL_CARD, REPORT_JSON)
-EXPORT_NAMES = (SAVED_MODEL, LABELS, C_HEADER, C_SOURCE, *REPORT_FILES)
+EXPORT_NAMES = (SAVED_MODEL, WEB, LABELS, C_HEADER, C_SOURCE, *REPORT_FILES)
 EXPORT_PATTERNS = ("model_*.tflite",)  # every .tflite, the MediaPipe file included
 
 

@@ -113,3 +113,26 @@ def test_library_functions_are_short_and_take_few_values():
                 too_big.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}: "
                                f"{_code_lines(node)} lines, {values} values")  # fmt: skip
     assert not too_big, "over 40 lines or more than 5 values (take a dataclass):\n" + "\n".join(too_big)
+
+
+# Modules whose import pulls in TensorFlow or Keras: imported inside functions, like the libraries.
+HEAVY_MODULES = {"fmnist_keras.data.tf_datasets", "fmnist_keras.model.fused_batchnorm"}
+
+
+def test_imports_inside_functions_are_heavy_ones_and_say_why():
+    # Only heavy libraries (and our two modules that import TensorFlow) may be imported inside a
+    # function, and each such module says why once. The CLI imports its commands lazily.
+    problems = []
+    for path in _sources():
+        if path.name == "cli.py":
+            continue
+        tree = ast.parse(path.read_text())
+        top = {id(node) for node in tree.body}
+        inner = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in top]
+        for node in inner:
+            module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+            if module.startswith("fmnist_keras") and module not in HEAVY_MODULES:
+                problems.append(f"{path.relative_to(PACKAGE)}:{node.lineno} imports {module} inside a function")
+        if inner and "imported inside the functions that need" not in path.read_text():
+            problems.append(f"{path.relative_to(PACKAGE)} imports inside functions without saying why")
+    assert not problems, "\n".join(problems)

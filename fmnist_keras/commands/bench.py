@@ -8,6 +8,7 @@ run through a compiled tf.function; .tflite files through LiteRT with XNNPACK.
 
 from __future__ import annotations
 
+# TensorFlow is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import json
 import subprocess
 import sys
@@ -17,8 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras import contract
+from fmnist_keras.data.idx import load_data
+from fmnist_keras.errors import FmnistError
 from fmnist_keras.model.cnn import macs_per_image
+from fmnist_keras.runtimes.artifact import artifact_kind, open_artifact
+from fmnist_keras.runtimes.backends import litert_interpreter, load_serving_signature, quantize_input
+from fmnist_keras.runtimes.keras_file import load_trained_model
 from fmnist_keras.system.cpu import amx_in_use
+from fmnist_keras.system.native_logs import import_tensorflow_quietly
+from fmnist_keras.system.publish import ensure_writable_dir, write_json
 
 THROUGHPUT_BATCH = 256
 
@@ -31,8 +39,6 @@ def default_artifacts(folder: Path) -> list[Path]:
 
 def check_artifacts(paths: list[Path]) -> None:
     """Open every artifact once; raise ModelFileError naming the first one that cannot be loaded."""
-    from fmnist_keras.runtimes.artifact import artifact_kind, open_artifact
-    from fmnist_keras.system.native_logs import import_tensorflow_quietly
 
     if any(artifact_kind(p) != "tflite" for p in paths):
         import_tensorflow_quietly()
@@ -60,7 +66,6 @@ def _time_calls(call, runs: int, warmup: int | None = None) -> list[float]:
 
 def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
     """Run in a fresh process: batch-1 latency percentiles and best-batch throughput."""
-    from fmnist_keras.runtimes.artifact import artifact_kind
 
     kind = artifact_kind(path)
     if kind == "tflite":
@@ -84,7 +89,6 @@ def measure(path: Path, threads: int, runs: int, images: np.ndarray) -> dict:
 
 def _time_litert(path: Path, threads: int, runs: int, images: np.ndarray):
     """A .tflite on LiteRT (XNNPACK). Deployable files have a static batch of 1: throughput is 1/latency."""
-    from fmnist_keras.runtimes.backends import litert_interpreter, quantize_input
 
     interpreter = litert_interpreter(path.read_bytes(), num_threads=threads)
     detail = interpreter.get_input_details()[0]
@@ -106,12 +110,10 @@ def _time_tensorflow(path: Path, kind: str, threads: int, runs: int, images: np.
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     if kind == "keras":
-        from fmnist_keras.runtimes.keras_file import load_trained_model
 
         model = load_trained_model(path)
         fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
     else:
-        from fmnist_keras.runtimes.backends import load_serving_signature
 
         serve = load_serving_signature(path)
         fn = tf.function(lambda x: serve(pixels=x)["logits"])
@@ -143,8 +145,6 @@ def bench_plan(paths: list[Path], output: Path, folder: Path) -> list[Path]:
     """The artifacts `fmnist bench` will time (default: the models in `folder`), each opened and
     checked, and `output`'s folder proven writable: a bad file or folder fails here, in one line,
     before minutes of timing and with nothing written."""
-    from fmnist_keras.errors import FmnistError
-    from fmnist_keras.system.publish import ensure_writable_dir
 
     paths = list(paths) or default_artifacts(folder)
     if not paths:
@@ -156,7 +156,6 @@ def bench_plan(paths: list[Path], output: Path, folder: Path) -> list[Path]:
 
 def bench_and_write(paths: list[Path], threads: list[int], runs: int, output: Path, progress=None):
     """Time every (artifact, threads) pair and write `output`; returns (table, whether any failed)."""
-    from fmnist_keras.system.publish import write_json
 
     results = bench_artifacts(paths, threads, runs, progress)
     write_json(Path(output), {"runs": runs, "results": results})
@@ -165,9 +164,6 @@ def bench_and_write(paths: list[Path], threads: list[int], runs: int, output: Pa
 
 def _worker(argv: list[str]) -> int:
     """One measurement in this fresh process; prints its JSON (the parent reads the last line)."""
-    from fmnist_keras.data.idx import load_data
-    from fmnist_keras.errors import FmnistError
-    from fmnist_keras.system.native_logs import import_tensorflow_quietly
 
     path, threads, runs = Path(argv[0]), int(argv[1]), int(argv[2])
     import_tensorflow_quietly()

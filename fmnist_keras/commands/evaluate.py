@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras.contract import CLASS_NAMES, NUM_CLASSES
+from fmnist_keras.data.idx import load_data
 from fmnist_keras.metrics import classification_metrics, compare_predictions
+from fmnist_keras.runtimes.artifact import open_artifact
+from fmnist_keras.system.figures import pyplot
+from fmnist_keras.system.publish import full_disk_reported, output_folder, publish, staging_dir, write_json
 
 
 def metrics_table(metrics: dict) -> str:
@@ -25,7 +29,6 @@ def metrics_table(metrics: dict) -> str:
 
 def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
     """Counts and row-normalised rates side by side."""
-    from fmnist_keras.system.figures import pyplot
 
     plt = pyplot()
 
@@ -52,7 +55,6 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
 
 def plot_gallery(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, path: Path, limit: int = 40) -> None:
     """A grid of misclassified test images with their true and predicted labels."""
-    from fmnist_keras.system.figures import pyplot
 
     plt = pyplot()
 
@@ -72,9 +74,6 @@ def plot_gallery(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, 
 
 def evaluate_artifacts(paths: list[Path], output: Path, *, data_dir: Path | None = None, gallery: bool = False) -> dict:
     """Evaluate one or two artifacts on the full test set; write JSON and PNGs beside `output`."""
-    from fmnist_keras.data.idx import load_data
-    from fmnist_keras.runtimes.artifact import open_artifact
-    from fmnist_keras.system.publish import full_disk_reported, output_folder, publish, staging_dir, write_json
 
     artifacts = [open_artifact(p) for p in paths]  # fail on a bad file before the long part
     data = load_data(data_dir)

@@ -13,18 +13,28 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_keras import contract
+from fmnist_keras import __version__, contract
 from fmnist_keras import output_files as out
 from fmnist_keras.config import TrainConfig
 from fmnist_keras.contract import CLASS_NAMES
 from fmnist_keras.data.idx import load_data, stratified_sample
+from fmnist_keras.deploy.arena import device_budget
+from fmnist_keras.deploy.mediapipe import MEDIAPIPE_FILE, RUNTIME, read_metadata, stage_mediapipe
 from fmnist_keras.deploy.micro import MicroCandidate, verify_micro_source
+from fmnist_keras.deploy.web import BROWSER_IMAGES, stage_web, verify_web
 from fmnist_keras.errors import ModelFileError, OutputError, VerificationFailed, first_line
 from fmnist_keras.export.converters import Quantize, Target, export_saved_model, tflite_filename, to_tflite
-from fmnist_keras.export.gate import Reference
+from fmnist_keras.export.gate import Reference, gate_failures
+from fmnist_keras.export.op_checks import deployability_problems
+from fmnist_keras.export.report import model_card, report_markdown
 from fmnist_keras.export.request import ExportInputs, ExportRequest
 from fmnist_keras.export.variants import gzip_size, int8_variants
-from fmnist_keras.system import cpu, onednn, versions
+from fmnist_keras.metrics import classification_metrics
+from fmnist_keras.model.cnn import describe_layers, macs_per_layer
+from fmnist_keras.runtimes.backends import io_details, keras_logits, saved_model_logits, tflite_logits
+from fmnist_keras.runtimes.keras_file import file_sha256, load_trained_model
+from fmnist_keras.runtimes.tflite_file import op_names
+from fmnist_keras.system import cpu, onednn, optional, versions
 from fmnist_keras.system.publish import (
     full_disk_reported,
     os_error_text,
@@ -78,7 +88,6 @@ def _entry(name: str, fmt: str, size: int, logits: np.ndarray, ref: Reference) -
 
 def _keras_entry(path: Path, ref: Reference) -> dict:
     """The float Keras model's own row: only finite logits are checked (it is the reference)."""
-    from fmnist_keras.export.gate import gate_failures
 
     metrics = ref.compare(ref.logits)
     return {"name": path.name, "format": "keras", "quantize": "none", "method": "none",
@@ -87,9 +96,6 @@ def _keras_entry(path: Path, ref: Reference) -> dict:
 
 def _tflite_entry(name: str, model_bytes: bytes, method: str, logits: np.ndarray, ref: Reference) -> dict:
     """`method`: none (float32), float16, dynamic, ptq, qat, ptq+pruning or qat+pruning."""
-    from fmnist_keras.export.op_checks import deployability_problems
-    from fmnist_keras.runtimes.backends import io_details
-    from fmnist_keras.runtimes.tflite_file import op_names
 
     metrics = ref.compare(logits)
     full_integer = method not in ("none", "float16", "dynamic")
@@ -98,6 +104,11 @@ def _tflite_entry(name: str, model_bytes: bytes, method: str, logits: np.ndarray
     return {"name": name, "format": "tflite", "quantize": "int8" if full_integer else method, "method": method,
             "size_bytes": len(model_bytes), "gzip_bytes": gzip_size(model_bytes), **metrics,
             "ops": op_names(model_bytes), "io": io_details(model_bytes), "failures": failures}  # fmt: skip
+
+
+def check_runtimes(request: ExportRequest) -> None:
+    """Every optional runtime the request needs is installed at the verified version (MissingRuntime)."""
+    optional.require(request.runtimes())
 
 
 RETRY = "nothing was published; free some space, or pass --output elsewhere"
@@ -110,6 +121,7 @@ def export_and_validate(request: ExportRequest, *, representative: np.ndarray | 
     the calibration set.
     """
     started = time.perf_counter()
+    check_runtimes(request)
     job = _Export.prepare(request, representative, log)
     variants = job.variants()
     with output_folder(request.output) as output, full_disk_reported(output, RETRY), staging_dir(output) as staged:
@@ -137,8 +149,6 @@ class _Export:
     @classmethod
     def prepare(cls, request: ExportRequest, representative: np.ndarray | None, log) -> _Export:
         """Load and check everything before any conversion: a bad model or bad data fails here."""
-        from fmnist_keras.runtimes.backends import keras_logits
-        from fmnist_keras.runtimes.keras_file import load_trained_model
 
         model = load_trained_model(request.model_path)
         data = load_data(request.data_dir)
@@ -167,14 +177,16 @@ class _Export:
         keras_row = _keras_entry(self.request.model_path, self.ref)
         warnings = _float_model_warnings(keras_row["accuracy"], self.log)
         artifacts, micro = self.stage_files(staged, variants)
-        if self.request.target is Target.mediapipe:
+        if self.request.wants(Target.mediapipe):
             artifacts.append(self.stage_mediapipe(staged))
+        web = self.stage_web(staged) if self.request.wants(Target.web) else None
         return {
-            **_verdict([keras_row, *artifacts], micro, warnings),
+            **_verdict([keras_row, *artifacts], [c for c in (micro, web) if c], warnings),
             **_provenance(self.request, self.inputs.data, self.calibration()),
             **_model_facts(self.model, self.ref),
             "artifacts": [keras_row, *artifacts],
             "micro": micro,
+            "web": web,
             "training": self.inputs.training,
             "versions": versions.library_versions(),
             "cpu": cpu.cpu_description(),  # what the seconds were measured on
@@ -184,7 +196,6 @@ class _Export:
     def stage_files(self, staged: Path, variants: list) -> tuple[list, dict | None]:
         """Write the SavedModel and each .tflite variant into `staged`, each verified on the test
         set; then the C source of the most refined int8 model (C_ARRAY_PREFERENCE), verified on TFLM."""
-        from fmnist_keras.runtimes.backends import saved_model_logits
 
         export_saved_model(self.model, staged / out.SAVED_MODEL)
         saved = staged / out.SAVED_MODEL
@@ -203,9 +214,6 @@ class _Export:
     def stage_tflite(self, staged: Path, name: str, method: str, make) -> tuple[dict, MicroCandidate | None]:
         """One .tflite made, written and verified; with a full-integer file that passed, its
         microcontroller budget (flash, measured arena, MACs) and its C-array candidate."""
-        from fmnist_keras.deploy.arena import device_budget
-        from fmnist_keras.model.cnn import macs_per_layer
-        from fmnist_keras.runtimes.backends import tflite_logits
 
         self.log(f"Converting and verifying {name}")
         model_bytes, extra = make()
@@ -217,31 +225,34 @@ class _Export:
         entry["device_budget"] = device_budget(model_bytes, macs_per_layer(self.model), entry["ops"])
         return entry, MicroCandidate(name, model_bytes, logits, entry["device_budget"]["arena_bytes"])
 
+    def stage_web(self, staged: Path) -> dict:
+        """The page's folder beside the MediaPipe file it runs, checked in Chromium."""
+        model_bytes = (staged / out.MEDIAPIPE).read_bytes()
+        self.log(f"Building {out.WEB}/ and checking it in Chromium ({BROWSER_IMAGES:,} test images)")
+        web = stage_web(model_bytes, read_metadata(model_bytes), staged)
+        return verify_web(web, model_bytes, self.ref)
+
     def calibration(self) -> np.ndarray | None:
         return self.inputs.representative if self.request.quantize is Quantize.int8 else None
 
     def stage_mediapipe(self, staged: Path) -> dict:
-        from fmnist_keras import __version__
-        from fmnist_keras.deploy.mediapipe import MEDIAPIPE_FILE, RUNTIME, stage_mediapipe
-        from fmnist_keras.runtimes.keras_file import file_sha256
 
         self.log(f"Converting {MEDIAPIPE_FILE} and verifying it with {RUNTIME}")
         version = f"{__version__}+{file_sha256(self.request.model_path)[:12]}"  # names the trained model, too
         return stage_mediapipe(self.model, self.inputs.representative, staged, self.ref, version)
 
 
-def _verdict(artifacts: list[dict], micro: dict | None, warnings: list[str]) -> dict:
-    """Passed or not, why not, and the files the set will hold."""
-    checked = artifacts + ([micro] if micro else [])
-    failures = [f"{a['name']}: {failure}" for a in checked for failure in a["failures"]]
-    files = sorted({a["name"] for a in artifacts[1:]} | {out.LABELS} | set(out.REPORT_FILES)
-                   | ({out.C_HEADER, out.C_SOURCE} if micro else set()))  # fmt: skip
+def _verdict(artifacts: list[dict], targets: list[dict], warnings: list[str]) -> dict:
+    """Passed or not, why not, and the files the set will hold. `targets`: the C array's and the
+    web page's rows, where they were made."""
+    failures = [f"{a['name']}: {failure}" for a in artifacts + targets for failure in a["failures"]]
+    made = {a["name"] for a in artifacts[1:]} | {t["name"].split("/")[0] for t in targets}  # web/index.html: web
+    files = sorted(made | ({out.C_HEADER} if out.C_SOURCE in made else set()) | {out.LABELS, *out.REPORT_FILES})
     return {"passed": not failures, "failures": failures, "warnings": warnings, "files": files}
 
 
 def _provenance(request: ExportRequest, data, representative) -> dict:
     """Where the report's figures come from: command, model, data, calibration, config."""
-    from fmnist_keras.runtimes.keras_file import file_sha256
 
     config = request.config
     return {
@@ -262,8 +273,6 @@ def _provenance(request: ExportRequest, data, representative) -> dict:
 
 def _model_facts(model, ref: Reference) -> dict:
     """What the model card states, read off the model and its own test-set predictions."""
-    from fmnist_keras.metrics import classification_metrics
-    from fmnist_keras.model.cnn import describe_layers, macs_per_layer
 
     return {
         "architecture": describe_layers(model),
@@ -274,7 +283,6 @@ def _model_facts(model, ref: Reference) -> dict:
 
 def _publish_export(staged: Path, output: Path, report: dict, model) -> None:
     """Labels and the three reports beside the verified files, then the whole set in one transaction."""
-    from fmnist_keras.export.report import model_card, report_markdown
 
     (staged / out.LABELS).write_text("\n".join(CLASS_NAMES) + "\n")
     write_json(staged / out.REPORT_JSON, report)

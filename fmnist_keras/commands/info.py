@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+# TensorFlow is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import io
 from pathlib import Path
 
+from fmnist_keras.data.idx import find_data_dir
 from fmnist_keras.errors import FmnistError
-from fmnist_keras.system import cpu, onednn, versions
+from fmnist_keras.model.cnn import build_model
+from fmnist_keras.system import cpu, onednn, optional, versions
+from fmnist_keras.training.distribute import Strategy, create_strategy, parse_tf_config
+from fmnist_keras.training.precision import Precision, policy_on_this_machine
 
 
 def describe(data_dir: Path | None = None, tf_config: str | None = None) -> str:
     import tensorflow as tf
 
-    from fmnist_keras.data.idx import find_data_dir
-    from fmnist_keras.model.cnn import build_model
-    from fmnist_keras.training.distribute import Strategy, create_strategy, parse_tf_config
-    from fmnist_keras.training.precision import Precision, policy_on_this_machine
 
     out = io.StringIO()
     model = build_model()
@@ -23,6 +24,8 @@ def describe(data_dir: Path | None = None, tf_config: str | None = None) -> str:
     out.write("\nVersions\n")
     for name, version in versions.library_versions().items():
         out.write(f"  {name:<16} {version or 'not installed'}\n")
+    out.write("\nOptional runtimes\n")
+    out.write("".join(f"  {line}\n" for line in optional.describe()))
     out.write("\nDevices and distribution\n")
     for device in tf.config.list_physical_devices():
         out.write(f"  {device.device_type:<4} {device.name}\n")

@@ -9,6 +9,7 @@ import numpy as np
 from fmnist_keras.contract import CLASS_NAMES
 from fmnist_keras.data.pictures import ImageError, Invert, load_image, load_npy
 from fmnist_keras.errors import ModelFileError
+from fmnist_keras.runtimes.artifact import open_artifact
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -21,7 +22,6 @@ def predict_files(artifact_path: Path, paths: list[Path], *, invert: Invert = In
 
     A bad file does not stop the others.
     """
-    from fmnist_keras.runtimes.artifact import open_artifact
 
     artifact = open_artifact(artifact_path)
     names, batch, errors = [], [], []

@@ -3,6 +3,7 @@ mediapipe` requires; tests/compat/ fails loudly on a change)."""
 
 from __future__ import annotations
 
+# MediaPipe is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import sys
 import types
 from collections.abc import Callable

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+# TFLite Micro is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import re
 
 CHECKED_ON = "0.dev20261023182759"

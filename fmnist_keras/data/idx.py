@@ -8,6 +8,7 @@ a subtly wrong model.
 
 from __future__ import annotations
 
+# Keras is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import gzip
 import hashlib
 import os

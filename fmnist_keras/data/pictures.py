@@ -10,6 +10,8 @@ The same preprocessing feeds every artifact type:
 
 from __future__ import annotations
 
+# Pillow, numpy internals are imported inside the functions that need them: importing this module
+# (and `fmnist --help`) stays fast.
 import warnings
 from enum import Enum
 from pathlib import Path

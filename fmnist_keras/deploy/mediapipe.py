@@ -24,15 +24,27 @@ mediapipe is imported inside these functions only: it is an optional extra.
 
 from __future__ import annotations
 
+# Keras, MediaPipe are imported inside the functions that need them: importing this module (and
+# `fmnist --help`) stays fast.
 import gc
+import zipfile
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 
 from fmnist_keras import output_files as out
 from fmnist_keras.compat.mediapipe import CHECKED_ON as MEDIAPIPE_CHECKED_ON
+from fmnist_keras.compat.mediapipe import metadata_writers, set_general_metadata
 from fmnist_keras.contract import CLASS_NAMES, LUMA, RGB_SHAPE, SIDE, as_rgb
 from fmnist_keras.errors import FmnistError, first_line
+from fmnist_keras.export.converters import IODType, Quantize, to_tflite
+from fmnist_keras.export.gate import compare_classes
+from fmnist_keras.export.op_checks import deployability_problems
+from fmnist_keras.export.variants import gzip_size
+from fmnist_keras.runtimes.backends import io_details
+from fmnist_keras.runtimes.tflite_file import op_names
+from fmnist_keras.system.native_logs import native_stderr_silenced
 
 MEDIAPIPE_FILE = out.MEDIAPIPE
 # The one version whose internals compat.mediapipe uses: `--target mediapipe` requires it.
@@ -63,7 +75,6 @@ def rgb_classifier(model):
 
 def to_mediapipe_tflite(model, representative: np.ndarray, labels: list[str], version: str) -> bytes:
     """The MediaPipe-ready .tflite bytes: full-integer uint8 RGB in, uint8 probabilities out, metadata in."""
-    from fmnist_keras.export.converters import IODType, Quantize, to_tflite
 
     plain = to_tflite(rgb_classifier(model), Quantize.int8, IODType.uint8, as_rgb(representative), "probabilities")
     return with_metadata(plain, labels, version)
@@ -128,7 +139,6 @@ def _min_parser_version(metadata_buffer: bytes) -> str:
 
 def with_metadata(model_bytes: bytes, labels: list[str], version: str) -> bytes:
     """Embed name, description, version, author/license, the RGB input and the labelled output."""
-    from fmnist_keras.compat.mediapipe import metadata_writers, set_general_metadata
 
     metadata_info, metadata_writer = metadata_writers(_min_parser_version)
     writer = metadata_writer.MetadataWriter(bytearray(model_bytes))
@@ -157,8 +167,6 @@ def with_metadata(model_bytes: bytes, labels: list[str], version: str) -> bytes:
 
 def read_metadata(model_bytes: bytes) -> dict:
     """What the file's metadata says (name, version, author, license, labels), read back with MediaPipe's schema."""
-    import zipfile
-    from io import BytesIO
 
     from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
     from mediapipe.tasks.metadata import schema_py_generated as schema
@@ -196,7 +204,6 @@ def classify(model_bytes: bytes, images: np.ndarray, big_index: int = 0) -> dict
             f"--target mediapipe needs the mediapipe package ({first_line(exc)}); run `make setup`, or "
             f"`pip install mediapipe=={MEDIAPIPE_VERSION}` after fmnist-keras (see README)"
         ) from None
-    from fmnist_keras.system.native_logs import native_stderr_silenced
 
     options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_buffer=model_bytes), max_results=1)
     indices, names = [], []
@@ -224,9 +231,6 @@ def stage_mediapipe(model, representative: np.ndarray, staged: Path, ref, versio
 
 
 def _file_facts(model_bytes: bytes) -> dict:
-    from fmnist_keras.export.variants import gzip_size
-    from fmnist_keras.runtimes.backends import io_details
-    from fmnist_keras.runtimes.tflite_file import op_names
 
     return {"name": MEDIAPIPE_FILE, "format": "tflite", "quantize": "int8", "method": "ptq", "runtime": RUNTIME,
             "output": "probabilities", "size_bytes": len(model_bytes), "gzip_bytes": gzip_size(model_bytes),
@@ -236,8 +240,6 @@ def _file_facts(model_bytes: bytes) -> dict:
 
 def mediapipe_entry(model_bytes: bytes, ref) -> dict:
     """Verify the file with the real client and build its report row; every check failed is a failure."""
-    from fmnist_keras.export.gate import compare_classes
-    from fmnist_keras.export.op_checks import deployability_problems
 
     expected, labels = ref.predicted, ref.labels
     big_index = int(np.flatnonzero(expected == labels)[0])  # a picture the float model gets right

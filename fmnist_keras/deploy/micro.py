@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numpy as np
 
 from fmnist_keras import output_files as out
+from fmnist_keras.deploy.arena import ARENA_ALIGN, ARENA_MARGIN
+from fmnist_keras.runtimes.backends import io_details, micro_logits
 
 _BYTES_PER_LINE = 12
 MICRO_IMAGES = 1000  # TFLM's reference kernels take ~4 ms an image: 1,000 keeps export under a minute
@@ -25,7 +27,6 @@ ARENA_CONSTANT = "kFmnistTensorArenaSize"
 def to_c_source(model_bytes: bytes, symbol: str, header_name: str, arena_bytes: int | None = None) -> tuple[str, str]:
     """Return (header, source) defining `symbol` (the bytes) and `symbol_len`; with `arena_bytes`,
     the header also defines the tensor arena the model needs."""
-    from fmnist_keras.deploy.arena import ARENA_ALIGN, ARENA_MARGIN
 
     guard = re.sub(r"\W", "_", header_name).upper()
     arena = ""
@@ -83,7 +84,6 @@ def compile_check(header: str, source: str, header_name: str) -> str:
 
 def output_step(model_bytes: bytes, logits: np.ndarray) -> float:
     """One quantization step of the model's output, in logit units."""
-    from fmnist_keras.runtimes.backends import io_details
 
     scale = io_details(model_bytes)["output"]["scale"]
     # Float output (int8 model with float32 IO): estimate the step from the logit range.
@@ -171,7 +171,6 @@ def verify_micro_source(candidate: MicroCandidate, staged: Path, images: np.ndar
 def _run_on_micro(candidate: MicroCandidate, images: np.ndarray, failures: list[str]) -> tuple[int, float | None]:
     """(same top class as LiteRT, largest output difference in steps) on the first MICRO_IMAGES;
     what went wrong is appended to `failures`."""
-    from fmnist_keras.runtimes.backends import micro_logits
 
     arena = candidate.arena_bytes
     try:

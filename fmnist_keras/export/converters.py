@@ -7,11 +7,15 @@ LiteRT mobile or microcontroller runtimes).
 
 from __future__ import annotations
 
+# TensorFlow, Keras are imported inside the functions that need them: importing this module (and
+# `fmnist --help`) stays fast.
 import tempfile
 from enum import Enum
 from pathlib import Path
 
 import numpy as np
+
+from fmnist_keras.system.native_logs import native_stderr_silenced
 
 
 class Quantize(str, Enum):
@@ -28,10 +32,12 @@ class IODType(str, Enum):
 
 
 class Target(str, Enum):
-    """Where the files go beyond plain LiteRT: mediapipe adds a MediaPipe Tasks classifier."""
+    """Where the files go beyond plain LiteRT: mediapipe adds a MediaPipe Tasks classifier, web
+    a page that runs it in the browser (and so the MediaPipe file too)."""
 
     tflite = "tflite"
     mediapipe = "mediapipe"
+    web = "web"
 
 
 def to_tflite(
@@ -92,7 +98,6 @@ def saved_model_to_tflite(
         if io is not IODType.float32:
             converter.inference_input_type = tf.int8 if io is IODType.int8 else tf.uint8
             converter.inference_output_type = converter.inference_input_type
-    from fmnist_keras.system.native_logs import native_stderr_silenced
 
     with native_stderr_silenced():  # the converter prints its settings from C++
         return bytes(converter.convert())

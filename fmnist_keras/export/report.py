@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+# TensorFlow is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import io
 
+from fmnist_keras.config import TrainConfig
 from fmnist_keras.contract import CLASS_NAMES
 
 _RUNTIMES = {"keras": "Keras", "saved_model": "TensorFlow", "tflite": "LiteRT"}
@@ -157,7 +159,6 @@ def report_markdown(report: dict) -> str:
 
 def _augmentation(config: dict) -> str:
     """How a TrainConfig dict (as TrainConfig.from_dict normalises it) augmented its images."""
-    from fmnist_keras.config import TrainConfig
     from fmnist_keras.data.tf_datasets import Augmentation  # imports TensorFlow: only when a card is written
 
     recipe = TrainConfig.from_dict(config)

@@ -21,7 +21,7 @@ class ExportRequest:
     output: Path  # the folder the verified set is published to
     quantize: Quantize = Quantize.none  # the extra .tflite beside the float32 one
     io: IODType | None = None  # int8 file's input/output type (None: int8 for int8, float32 otherwise)
-    target: Target = Target.tflite  # mediapipe adds the MediaPipe Tasks file
+    targets: frozenset[Target] = frozenset({Target.tflite})  # + mediapipe (the MediaPipe file), web (a page)
     config: ExportConfig = ExportConfig()  # calibration, gate and fine-tuning settings
     qat: bool = False  # add a quantization-aware fine-tuned int8 model
     sparsity: float | None = None  # add a magnitude-pruned int8 model
@@ -29,25 +29,39 @@ class ExportRequest:
     data_dir: Path | None = None  # where Fashion-MNIST is (None: the usual places)
 
     def __post_init__(self) -> None:
-        quantize, target = Quantize(self.quantize), Target(self.target)
+        quantize = Quantize(self.quantize)
+        targets = {Target(t) for t in ([self.targets] if isinstance(self.targets, str) else self.targets)}
+        targets |= {Target.tflite} | ({Target.mediapipe} if Target.web in targets else set())  # the page runs it
         io = None if self.io is None else IODType(self.io)
-        _check_options(self, quantize, io, target)
+        _check_options(self, quantize, io, frozenset(targets))
         io = IODType.float32 if quantize is not Quantize.int8 else io or IODType.int8
         fixed = {"model_path": Path(self.model_path), "output": Path(self.output), "quantize": quantize, "io": io,
-                 "target": target}  # fmt: skip
+                 "targets": frozenset(targets)}  # fmt: skip
         for name, value in fixed.items():
             object.__setattr__(self, name, value)
 
     def replace(self, **changes) -> ExportRequest:
         return dataclasses.replace(self, **changes)
 
+    def wants(self, target: Target) -> bool:
+        return target in self.targets
+
+    def runtimes(self) -> list[tuple[str, str]]:
+        """(optional runtime, the option that needs it) for this export (system.optional.RUNTIMES)."""
+        needed = [("c++", "--quantize int8")] if self.quantize is Quantize.int8 else []
+        if self.wants(Target.mediapipe):
+            needed.append(("mediapipe", "--target web" if self.wants(Target.web) else "--target mediapipe"))
+        needed += [(name, "--target web") for name in ("tasks-vision", "playwright", "chromium")
+                   if self.wants(Target.web)]  # fmt: skip
+        return needed
+
     def command_line(self) -> str:
         """The `fmnist export` command that reproduces this report (every option that shapes it)."""
         config, sparsity, clusters = self.config, self.sparsity, self.clusters
         return (
             f"fmnist export --model {self.model_path} --quantize {self.quantize.value}"
-            + (f" --io {self.io.value}" if self.quantize is Quantize.int8 and self.target is Target.tflite else "")
-            + (f" --target {self.target.value}" if self.target is not Target.tflite else "")
+            + (f" --io {self.io.value}" if self.quantize is Quantize.int8 and self.targets == {Target.tflite} else "")
+            + "".join(f" --target {t.value}" for t in sorted(self._asked_targets()))
             + f" --output {self.output} --calibration-samples {config.calibration_samples}"
             + f" --max-accuracy-drop {config.max_accuracy_drop:g} --seed {config.seed}"
             + (f" --qat --qat-epochs {config.qat_epochs}" if self.qat else "")
@@ -67,7 +81,13 @@ class ExportInputs:
     representative: np.ndarray | None  # int8 calibration images (None without --quantize int8)
 
 
-def _check_options(request: ExportRequest, quantize: Quantize, io: IODType | None, target: Target) -> None:
+    def _asked_targets(self) -> set[Target]:
+        """The targets beyond plain .tflite, less the MediaPipe file when the page implies it."""
+        implied = {Target.tflite} | ({Target.mediapipe} if self.wants(Target.web) else set())
+        return set(self.targets) - implied
+
+
+def _check_options(request: ExportRequest, quantize: Quantize, io: IODType | None, targets: frozenset) -> None:
     """The one place export options are checked against each other; raises UsageError."""
     fine_tunes = request.qat or request.sparsity is not None or request.clusters is not None
     if io is not None and quantize is not Quantize.int8:
@@ -82,9 +102,10 @@ def _check_options(request: ExportRequest, quantize: Quantize, io: IODType | Non
     if request.clusters is not None and request.qat:
         raise UsageError("clustering is exported with post-training quantization; drop --qat or --clusters",
                          "--clusters")  # fmt: skip
-    if target is Target.mediapipe and quantize is not Quantize.int8:
-        raise UsageError("the MediaPipe file is full-integer: use it with --quantize int8", "--target")
-    if target is Target.mediapipe and io is not None:
+    if Target.mediapipe in targets and quantize is not Quantize.int8:
+        raise UsageError("the MediaPipe file (which the web page runs) is full-integer: use it with --quantize int8",
+                         "--target")  # fmt: skip
+    if Target.mediapipe in targets and io is not None:
         raise UsageError("the MediaPipe file's input is uint8 RGB and its output uint8 probabilities, "
                          "whatever --io says: drop --io", "--io")  # fmt: skip
     if not str(request.output).strip():

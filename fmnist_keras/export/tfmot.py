@@ -9,6 +9,8 @@ so nothing else in the process (or its children) changes Keras generation.
 
 from __future__ import annotations
 
+# TensorFlow, tfmot, Keras are imported inside the functions that need them: importing this module
+# (and `fmnist --help`) stays fast.
 import os
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmnist_keras.contract import INPUT_SHAPE
+from fmnist_keras.export.converters import IODType, Quantize, saved_model_to_tflite
 from fmnist_keras.model.cnn import Variant, build_model
 
 if TYPE_CHECKING:  # pipeline imports TensorFlow
@@ -194,7 +197,6 @@ def qat_to_tflite(qat_model, io: str = "int8") -> bytes:
     """Convert a tf_keras QAT model to a batch-1, full-integer .tflite (ranges from its training)."""
     import tensorflow as tf
 
-    from fmnist_keras.export.converters import IODType, Quantize, saved_model_to_tflite
 
     io = IODType(io)  # an unknown value raises ValueError
 

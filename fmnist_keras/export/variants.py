@@ -3,6 +3,7 @@ quantization always, plus QAT, pruning and/or clustering (tfmot) when asked."""
 
 from __future__ import annotations
 
+# TensorFlow is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import gzip
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import numpy as np
 
 from fmnist_keras.config import ExportConfig, TrainConfig
 from fmnist_keras.data.idx import Split, training_split
+from fmnist_keras.export import tfmot
 from fmnist_keras.export.converters import IODType, Quantize, tflite_filename, to_tflite
 from fmnist_keras.export.request import ExportInputs, ExportRequest
 
@@ -39,7 +41,6 @@ class Int8Build:
 
     def _finetune(self, epochs: int, learning_rate: float, distill: bool = False):
         from fmnist_keras.data.tf_datasets import Augmentation
-        from fmnist_keras.export import tfmot
 
         r = self.recipe
         return tfmot.FinetuneConfig(epochs=epochs, learning_rate=learning_rate, distill=distill,
@@ -50,7 +51,6 @@ class Int8Build:
         return to_tflite(self.model, Quantize.int8, self.io, self.representative), {}
 
     def qat(self) -> tuple[bytes, dict]:
-        from fmnist_keras.export import tfmot
 
         c = self.config
         self.log(f"Quantization-aware fine-tuning, {c.qat_epochs} epoch(s)")
@@ -60,7 +60,6 @@ class Int8Build:
         return tfmot.qat_to_tflite(qat_model, self.io.value), {"finetune_epochs": c.qat_epochs}
 
     def pruned_model(self):
-        from fmnist_keras.export import tfmot
 
         if self._pruned is None:
             c = self.config
@@ -71,7 +70,6 @@ class Int8Build:
         return self._pruned
 
     def pruned(self, with_qat: bool = False) -> tuple[bytes, dict]:
-        from fmnist_keras.export import tfmot
 
         c = self.config
         if with_qat:  # pruning-preserving QAT keeps the zeros through fake quantization
@@ -86,7 +84,6 @@ class Int8Build:
 
     def clustered(self, clusters: int) -> tuple[bytes, dict]:
         """Clusters the pruned model when there is one (zeros are kept), else the float model."""
-        from fmnist_keras.export import tfmot
 
         c = self.config
         self.log(f"Clustering each kernel into {clusters} values, {c.cluster_epochs} epoch(s)")

@@ -6,6 +6,7 @@ Keras, SavedModel and every TFLite file share one input contract.
 
 from __future__ import annotations
 
+# Keras is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 from dataclasses import dataclass
 from types import ModuleType
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# LiteRT is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 
 from fmnist_keras import contract
 from fmnist_keras.errors import ModelFileError, first_line
+from fmnist_keras.runtimes import backends as runners
+from fmnist_keras.runtimes.keras_file import load_trained_model
 
 
 @dataclass(frozen=True)
@@ -67,12 +70,10 @@ def _check_contract(path: Path, inputs: list, outputs: list) -> None:
 
 def open_artifact(path: Path) -> Artifact:
     """Load `path` (type detected from it) into a uniform logits function."""
-    from fmnist_keras.runtimes import backends as runners
 
     path = Path(path)
     kind = artifact_kind(path)
     if kind == "keras":
-        from fmnist_keras.runtimes.keras_file import load_trained_model
 
         model = load_trained_model(path)
         return Artifact(path, kind, lambda images: runners.keras_logits(model, images))

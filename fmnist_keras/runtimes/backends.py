@@ -6,11 +6,15 @@ all artifacts are judged on identical input.
 
 from __future__ import annotations
 
+# TensorFlow, LiteRT are imported inside the functions that need them: importing this module (and
+# `fmnist --help`) stays fast.
 from pathlib import Path
 
 import numpy as np
 
 from fmnist_keras import contract
+from fmnist_keras.compat.tflite_micro import recording_interpreter
+from fmnist_keras.runtimes.tflite_file import op_names
 from fmnist_keras.system.native_logs import native_stderr_silenced
 
 
@@ -86,7 +90,6 @@ def litert_interpreter(model_bytes: bytes, num_threads: int = 1):
 def micro_interpreter(model_bytes: bytes, arena_size: int):
     """A TensorFlow Lite Micro interpreter in an `arena_size`-byte arena, recording its allocations
     (RuntimeError if the model does not fit; TFLM's own explanation on stderr is silenced)."""
-    from fmnist_keras.compat.tflite_micro import recording_interpreter
 
     with native_stderr_silenced():
         return recording_interpreter(model_bytes, arena_size)
@@ -112,7 +115,6 @@ _SMALLEST_PROBABILITY = 1.0 / 512
 def as_logits(outputs: np.ndarray, model_bytes: bytes) -> np.ndarray:
     """Logits as they are; a file ending in softmax (the MediaPipe file) gives log-probabilities,
     which have the same argmax and whose softmax gives the probabilities back."""
-    from fmnist_keras.runtimes.tflite_file import op_names
 
     if "SOFTMAX" not in op_names(model_bytes):
         return outputs

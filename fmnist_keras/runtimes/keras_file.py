@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# Keras is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import hashlib
 import zipfile
 from pathlib import Path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# LiteRT is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 from dataclasses import dataclass
 
 

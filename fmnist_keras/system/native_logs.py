@@ -8,6 +8,7 @@ raised inside are re-raised after stderr is restored, so errors still show.
 
 from __future__ import annotations
 
+# TensorFlow is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import contextlib
 import os
 import sys

@@ -17,6 +17,8 @@ import platform
 import sys
 from collections.abc import MutableMapping
 
+from fmnist_keras.compat.tensorflow import onednn_enabled
+
 SWITCH = "TF_ENABLE_ONEDNN_OPTS"
 # Set beside SWITCH when fmnist chose its value, so that a child process (a benchmark's
 # `fmnist train`) still says fmnist chose it, not the user.
@@ -54,7 +56,6 @@ DECIDED_BY = choose()
 
 def enabled() -> bool:
     """Whether TensorFlow runs its oneDNN kernels in this process (TensorFlow's own answer)."""
-    from fmnist_keras.compat.tensorflow import onednn_enabled
 
     return onednn_enabled()
 

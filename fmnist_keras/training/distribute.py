@@ -8,10 +8,12 @@ in, and we hand TensorFlow a cluster resolver built from what we validated.
 
 from __future__ import annotations
 
+# TensorFlow is imported inside the functions that need it: importing this module (and `fmnist --help`) stays fast.
 import json
 from dataclasses import dataclass, field
 from enum import Enum
 
+from fmnist_keras.compat.tensorflow import configure_coordination_service
 from fmnist_keras.errors import ClusterError
 
 # Jobs of a TF_CONFIG cluster that train (an "evaluator" or "ps" task does not).
@@ -183,7 +185,6 @@ def create_strategy(kind: Strategy, tf_config: str | None = None, timeout_second
 def _multi_worker_strategy(task: ClusterTask, timeout_seconds: int):
     import tensorflow as tf
 
-    from fmnist_keras.compat.tensorflow import configure_coordination_service
 
     cluster = {job: task.cluster[job] for job in TRAINING_JOBS if job in task.cluster}
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(

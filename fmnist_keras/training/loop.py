@@ -8,6 +8,8 @@ with the same options continues from its last completed epoch.
 
 from __future__ import annotations
 
+# h5py, Keras, TensorFlow are imported inside the functions that need them: importing this module
+# (and `fmnist --help`) stays fast.
 import contextlib
 import csv
 import errno
@@ -23,13 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_keras import output_files as out
+from fmnist_keras.compat.keras import backup_and_restore, fit_under_multi_worker
 from fmnist_keras.config import CLUSTER_TIMEOUT_SECONDS, TrainConfig
 from fmnist_keras.data.idx import Split, load_data, training_split
 from fmnist_keras.errors import OutputError, TrainingDiverged, first_line
 from fmnist_keras.metrics import evaluate_logits
+from fmnist_keras.model.cnn import build_model, build_training_model
+from fmnist_keras.runtimes.backends import keras_logits
 from fmnist_keras.system import cpu, onednn, versions
+from fmnist_keras.system.figures import plot_training_curves
 from fmnist_keras.system.publish import ensure_writable_dir, full_disk_reported, publish, staging_dir, write_json
-from fmnist_keras.training.distribute import Strategy, parse_tf_config
+from fmnist_keras.training import precision
+from fmnist_keras.training.distribute import Strategy, create_strategy, parse_tf_config, scaled_learning_rate
+from fmnist_keras.training.precision import Precision
 
 STATE_DIR = ".train_state"
 
@@ -205,9 +213,6 @@ def plan_run(config: TrainConfig, context: RunContext, dataset) -> Plan:
     import tensorflow as tf
 
     from fmnist_keras.data.tf_datasets import steps_per_epoch
-    from fmnist_keras.training import precision
-    from fmnist_keras.training.distribute import create_strategy, scaled_learning_rate
-    from fmnist_keras.training.precision import Precision
 
     # Same seed, same numbers on CPU: seeded Python/NumPy/TF RNGs plus deterministic kernels.
     keras.utils.set_random_seed(config.seed)
@@ -235,7 +240,6 @@ def compiled_model(config: TrainConfig, plan: Plan):
     """The article's network with Adam, warm-up then cosine decay, label-smoothed cross-entropy."""
     import keras
 
-    from fmnist_keras.model.cnn import build_training_model
 
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if plan.warmup else plan.peak_lr,
@@ -342,7 +346,6 @@ def _distribution(plan: Plan, task) -> dict:
 
 def _published_copy(model):
     """The published model is a plain float32 copy: no strategy, no mixed-precision layers."""
-    from fmnist_keras.model.cnn import build_model
 
     trained = build_model()
     trained.set_weights(model.get_weights())
@@ -351,7 +354,6 @@ def _published_copy(model):
 
 def _test_metrics(trained, rows: list[dict], dataset) -> dict:
     """The test set, evaluated once, and the validation curve's best and last points."""
-    from fmnist_keras.runtimes.backends import keras_logits
 
     test = evaluate_logits(keras_logits(trained, dataset.x_test), dataset.y_test.astype(np.int64))
     best = max(rows, key=lambda r: float(r["val_accuracy"]))
@@ -387,7 +389,6 @@ def _run_facts(config: TrainConfig, plan: Plan, dataset, distribution: dict, sta
 def _publish_run(trained, rows: list[dict], metrics: dict, workdir: Path) -> None:
     """model.keras, the log, the curves and metrics.json as one set; a retrain also retires the
     files exported from the model it replaces."""
-    from fmnist_keras.system.figures import plot_training_curves
 
     with staging_dir(workdir) as staged:
         trained.save(staged / out.MODEL)
@@ -424,7 +425,6 @@ def _checkpoint_callback(backup: Path):
     epoch and publishing resumes at the end instead of retraining every epoch;
     double_checkpoint keeps the one before, in case a kill cuts the last one short.
     """
-    from fmnist_keras.compat.keras import backup_and_restore
 
     def check_room() -> None:
         backup.mkdir(parents=True, exist_ok=True)
@@ -446,7 +446,6 @@ def _let_fit_run_multi_worker(model) -> None:
     """
     import tensorflow as tf
 
-    from fmnist_keras.compat.keras import fit_under_multi_worker
 
     model.optimizer.build(model.trainable_variables)
 

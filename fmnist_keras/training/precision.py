@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from fmnist_keras.system.cpu import has_amx
+from fmnist_keras.system import onednn
+from fmnist_keras.system.cpu import cpu_flags, has_amx
+from fmnist_keras.training.distribute import num_gpus
 
 
 class Precision(str, Enum):
@@ -41,8 +43,5 @@ def compute_policy(precision: Precision, on_gpu: bool, cpu_flags: set[str], oned
 
 def policy_on_this_machine(precision: Precision) -> str | None:
     """compute_policy for this process's devices and CPU (imports TensorFlow)."""
-    from fmnist_keras.system import onednn
-    from fmnist_keras.system.cpu import cpu_flags
-    from fmnist_keras.training.distribute import num_gpus
 
     return compute_policy(precision, bool(num_gpus()), cpu_flags(), onednn.enabled())
