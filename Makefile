@@ -1,24 +1,27 @@
 # Two entry points, both self-contained on a fresh Debian/Ubuntu machine with Python 3.11:
-#   make demo   install everything, train the default model, export verified int8 and MediaPipe TFLite
-#   make test   install everything, lint, run the test suite
+#   make demo   install everything, train the default model, export verified int8, MediaPipe and web files
+#   make test   install everything, lint, run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATA   := /usr/share/datasets/fashion-mnist
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The Chromium the web page is verified in (Debian's package; fmnist checks the major version).
+CHROMIUM_VERSION := 156.0.8078.129-1~deb12u1
 
-.PHONY: demo test test-fast setup data lint bench docs clean
+.PHONY: demo test test-fast setup data browser lint bench docs clean
 
 # Trains only when export/ holds no finished run (`fmnist train` never overwrites one silently).
 demo: setup
 	@if [ -f export/metrics.json ]; then echo "export/ already holds a trained model; .venv/bin/fmnist train --overwrite retrains it"; \
 	else $(BIN)/fmnist train; fi
-	$(BIN)/fmnist export --quantize int8 --target mediapipe
+	$(BIN)/fmnist export --quantize int8 --target mediapipe --target web
+	@echo "Open the page: $(BIN)/fmnist serve export/web   (add --host 0.0.0.0 for a phone on this network)"
 
 test: setup lint
 	$(BIN)/python -m pytest
 
-# The edit-test loop: everything but the tests marked slow (they train or convert for real).
+# The edit-test loop: everything but the tests marked slow (they train, convert or run a browser).
 test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow"
 
@@ -28,21 +31,35 @@ data:
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
 	fi
 
+# What --target web needs beside Python: Debian's Chromium (the browser check) and npm, which
+# installs MediaPipe Tasks for Web at the version package-lock.json pins into node_modules/.
+browser:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -q; \
+		$(SUDO) apt-get install -y -q chromium=$(CHROMIUM_VERSION) || { \
+			echo "note: chromium $(CHROMIUM_VERSION) has left Debian's archive; installing its current 156 build"; \
+			$(SUDO) apt-get install -y -q chromium; }; \
+	fi
+	@if ! command -v npm >/dev/null && command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q npm; \
+	fi
+	@[ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Re-installs only when pyproject.toml changes.
-# MediaPipe (`fmnist export --target mediapipe`, verified by its real ImageClassifier) pins
+# MediaPipe (`fmnist export --target mediapipe/web`, verified by its real ImageClassifier) pins
 # absl-py~=2.3 and tensorflow-model-optimization absl-py~=1.2, so pip cannot resolve both in one
-# install: it goes in second, at the version mediapipe_client.py is written against. tfmot runs
-# on absl-py 2 (tests/test_optimize.py passes on it); pip notes the conflict and goes on.
-$(VENV)/.installed: pyproject.toml fmnist_keras/deploy/mediapipe.py | $(BIN)/python
+# install: it goes in second, at the version fmnist_keras/compat/mediapipe.py was checked on.
+# tfmot runs on absl-py 2 (tests/export/test_tfmot.py passes on it); pip notes the conflict.
+$(VENV)/.installed: pyproject.toml fmnist_keras/compat/mediapipe.py | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q "mediapipe==$$($(BIN)/python -c 'from fmnist_keras.deploy.mediapipe import MEDIAPIPE_VERSION as v; print(v)')"
+	$(BIN)/python -m pip install -q -e '.[dev,web]'
+	$(BIN)/python -m pip install -q "mediapipe==$$($(BIN)/python -c 'from fmnist_keras.compat.mediapipe import CHECKED_ON as v; print(v)')"
 	touch $@
 
-setup: data $(VENV)/.installed
+setup: data browser $(VENV)/.installed
 
 lint: setup
 	$(BIN)/ruff check fmnist_keras tests tools
@@ -61,4 +78,4 @@ docs: setup
 	$(BIN)/python tools/make_docs.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .ruff_cache

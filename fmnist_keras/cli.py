@@ -250,6 +250,11 @@ def export(
     cluster_epochs: Annotated[int, typer.Option(min=1, help="Epochs of clustering fine-tuning.")] = (
         EXPORT.cluster_epochs
     ),
+    c_array: Annotated[
+        str | None,
+        typer.Option(help="The int8 file whose bytes model_int8.cc holds, e.g. model_int8_qat.tflite. "
+                     "[default: the plain model_int8.tflite]"),  # fmt: skip
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Export SavedModel and TFLite, verify each on all 10,000 test images, publish only if all pass."""
@@ -264,7 +269,8 @@ def export(
     )
     try:
         request = ExportRequest(model, output, quantize=quantize, io=io, targets=frozenset(target), config=config,
-                                qat=qat, sparsity=sparsity, clusters=clusters, data_dir=data_dir)  # fmt: skip
+                                qat=qat, sparsity=sparsity, clusters=clusters, data_dir=data_dir,
+                                c_array=c_array)  # fmt: skip
     except UsageError as error:
         raise typer.BadParameter(str(error), param_hint=error.param) from None
     from fmnist_keras.commands.export import check_runtimes, export_and_validate

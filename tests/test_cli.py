@@ -23,7 +23,7 @@ def test_help_lists_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     listed = re.findall(r"^  (\w+) ", result.output.split("Commands:")[1], flags=re.M)
-    assert listed == ["train", "export", "evaluate", "predict", "bench", "info"]
+    assert listed == ["train", "export", "evaluate", "predict", "bench", "info", "serve"]
 
 
 def test_train_help_shows_the_real_defaults_from_the_config():

@@ -174,6 +174,7 @@ def _write_model(path: Path, fill: float | None = None) -> None:
     model.save(path)
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 def test_a_nan_model_fails_the_gate_and_predict_refuses_it(tmp_path, fmnist):
     _write_model(tmp_path / "model.keras", fill=np.nan)
     out = tmp_path / "export"
@@ -236,6 +237,7 @@ def test_bad_npy_files_get_one_line_and_never_allocate(make, expected, trained_r
     assert "allow_pickle" not in result.output
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 def test_a_damaged_checkpoint_is_reported_and_overwrite_starts_fresh(tmp_path):
     from fmnist_keras.config import TrainConfig
 
@@ -413,6 +415,7 @@ def test_no_cpp_compiler_fails_the_micro_check(monkeypatch):
         micro.compile_check(header, source, "model_int8.h")
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 def test_an_interrupt_after_the_last_epoch_resumes_without_retraining(tmp_path, monkeypatch):
     from fmnist_keras.training import loop as train
 

@@ -22,7 +22,7 @@ from fmnist_keras.deploy.arena import device_budget
 from fmnist_keras.deploy.mediapipe import MEDIAPIPE_FILE, RUNTIME, read_metadata, stage_mediapipe
 from fmnist_keras.deploy.micro import MicroCandidate, verify_micro_source
 from fmnist_keras.deploy.web import BROWSER_IMAGES, stage_web, verify_web
-from fmnist_keras.errors import ModelFileError, OutputError, VerificationFailed, first_line
+from fmnist_keras.errors import ModelFileError, OutputError, UsageError, VerificationFailed, first_line
 from fmnist_keras.export.converters import Quantize, Target, export_saved_model, tflite_filename, to_tflite
 from fmnist_keras.export.gate import Reference, gate_failures
 from fmnist_keras.export.op_checks import deployability_problems
@@ -124,6 +124,7 @@ def export_and_validate(request: ExportRequest, *, representative: np.ndarray | 
     check_runtimes(request)
     job = _Export.prepare(request, representative, log)
     variants = job.variants()
+    c_array_source(request, variants)  # a wrong --c-array is refused before any conversion
     with output_folder(request.output) as output, full_disk_reported(output, RETRY), staging_dir(output) as staged:
         report = {**job.stage_and_verify(staged, variants), "seconds": round(time.perf_counter() - started, 1)}
         if not report["passed"]:
@@ -195,7 +196,7 @@ class _Export:
 
     def stage_files(self, staged: Path, variants: list) -> tuple[list, dict | None]:
         """Write the SavedModel and each .tflite variant into `staged`, each verified on the test
-        set; then the C source of the most refined int8 model (C_ARRAY_PREFERENCE), verified on TFLM."""
+        set; then the C source of the int8 file c_array_source names, verified on TFLM."""
 
         export_saved_model(self.model, staged / out.SAVED_MODEL)
         saved = staged / out.SAVED_MODEL
@@ -206,10 +207,11 @@ class _Export:
             entry, candidate = self.stage_tflite(staged, *variant)
             artifacts.append(entry)
             if candidate is not None:
-                int8[entry["method"]] = candidate
-        if not int8:
+                int8[entry["name"]] = candidate
+        chosen = int8.get(c_array_source(self.request, variants))
+        if chosen is None:  # it failed its own gate: the report says why; no C array of a failed file
             return artifacts, None
-        return artifacts, verify_micro_source(int8[max(int8, key=C_ARRAY_PREFERENCE.index)], staged, self.ref.images)
+        return artifacts, verify_micro_source(chosen, staged, self.ref.images)
 
     def stage_tflite(self, staged: Path, name: str, method: str, make) -> tuple[dict, MicroCandidate | None]:
         """One .tflite made, written and verified; with a full-integer file that passed, its
@@ -302,5 +304,14 @@ def _float_model_warnings(accuracy: float, log) -> list[str]:
     return [warning]
 
 
-# Which int8 file the C array holds when several are made: the most refined one asked for.
-C_ARRAY_PREFERENCE = ("ptq", "ptq+pruning", "ptq+clustering", "qat", "ptq+pruning+clustering", "qat+pruning")
+FLOAT_METHODS = ("none", "float16", "dynamic")
+
+
+def c_array_source(request: ExportRequest, variants: list) -> str | None:
+    """The int8 file whose bytes become the C array: --c-array, else the plain post-training one
+    (the file the report's first int8 row describes); None without int8 files."""
+    int8_names = [name for name, method, _ in variants if method not in FLOAT_METHODS]
+    if request.c_array is not None and request.c_array not in int8_names:
+        choices = ", ".join(int8_names) or "none without --quantize int8"
+        raise UsageError(f"{request.c_array} is not one of this export's int8 files ({choices})", "--c-array")
+    return request.c_array or (int8_names[0] if int8_names else None)

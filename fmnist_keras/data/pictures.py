@@ -1,7 +1,8 @@
 """Turn user pictures into Fashion-MNIST-like 28x28 inputs.
 
 The same preprocessing feeds every artifact type:
-1. the first frame (GIF), alpha composited onto white (product photos sit on white);
+1. the first frame (GIF), turned upright as its EXIF orientation says (phone photos), alpha
+   composited onto white (product photos sit on white);
 2. grayscale, 16-bit images scaled to 8 bits;
 3. invert if asked, or with `auto` when the border is brighter than mid-grey
    (Fashion-MNIST items are light on a dark background);
@@ -48,6 +49,17 @@ def _to_gray_u8(image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
+def _upright(image):
+    """The picture as it is meant to be seen: a phone stores a photo sideways with an EXIF
+    orientation tag, which browsers and photo viewers apply."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(image) if image.getexif().get(_EXIF_ORIENTATION, 1) != 1 else image
+
+
 def should_invert(gray: np.ndarray) -> bool:
     """Dark-on-light picture? Judged from the mean of the outermost pixel ring."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
@@ -89,7 +101,7 @@ def load_image(path: Path, invert: Invert = Invert.auto) -> np.ndarray:
                     raise ImageError(f"{path}: {width}x{height} is {too_big}")
                 image.seek(0)
                 image.load()
-                gray = _to_gray_u8(image)
+                gray = _to_gray_u8(_upright(image))
     except ImageError:
         raise
     except UnidentifiedImageError:

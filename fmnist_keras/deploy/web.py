@@ -113,16 +113,18 @@ def verify_web(web: Path, model_bytes: bytes, ref) -> dict:
     return _web_entry(web, seen, log)
 
 
-def classify_in_page(page, images: np.ndarray) -> list[tuple[int, str]]:
-    """(index, categoryName) of the top class of each image, by the page's own classifyInput."""
+def classify_in_page(page, images: np.ndarray) -> list[tuple[int, str, list[int]]]:
+    """(index, categoryName, every class tied with it) of the top class of each image, by the
+    page's own classifyInput."""
     payload = base64.b64encode(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).decode()
     return [tuple(r) for r in page.evaluate(
         """([payload, side]) => {
             const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
             const results = [];
             for (let start = 0; start < bytes.length; start += side * side) {
-                const top = window.fmnist.classifyInput(bytes.subarray(start, start + side * side))[0];
-                results.push([top.index, top.name]);
+                const all = window.fmnist.classifyInput(bytes.subarray(start, start + side * side));
+                const tied = all.filter((c) => c.score === all[0].score).map((c) => c.index);
+                results.push([all[0].index, all[0].name, tied]);
             }
             return results;
         }""",
@@ -150,15 +152,18 @@ def _big_picture(image: np.ndarray, path: Path) -> Path:
 
 def _web_entry(web: Path, seen: dict, log: dict) -> dict:
     """The report row: what the browser saw (`seen`) against the Python client, and the page's log."""
-    browser, big = seen["browser"], seen["big"]
-    agreement = float(np.mean(np.asarray([index for index, _ in browser]) == seen["python"]))
-    wrong_names = sum(name != CLASS_NAMES[index] for index, name in browser)
+    browser, big, python = seen["browser"], seen["big"], seen["python"]
+    agreement = float(np.mean(np.asarray([index for index, _, _ in browser]) == python))
+    # Where the file's uint8 probabilities tie, either class is its answer: the two runtimes
+    # may break the tie differently (as TFLite Micro and LiteRT may; deploy/micro.py).
+    same_or_tied = float(np.mean([p in tied for (_, _, tied), p in zip(browser, python, strict=True)]))
+    wrong_names = sum(name != CLASS_NAMES[index] for index, name, _ in browser)
     big_right = sum(answer == truth for answer, truth in big)
     failures = [f"the page loaded with errors: {e}" for e in log["errors"][:3]]
     failures += [f"the page asked for {what}" for what in (log["outside"] + log["failed"])[:3]]
-    if not agreement >= MIN_AGREEMENT:
-        failures.append(f"the page agrees with the Python ImageClassifier on {agreement:.1%} of "
-                        f"{len(browser):,} test images, below {MIN_AGREEMENT:.1%}")  # fmt: skip
+    if not same_or_tied >= MIN_AGREEMENT:
+        failures.append(f"the page agrees with the Python ImageClassifier on {same_or_tied:.1%} of "
+                        f"{len(browser):,} test images (ties counted), below {MIN_AGREEMENT:.1%}")  # fmt: skip
     if wrong_names:
         failures.append(f"{wrong_names:,} results in the page carry a category name that is not their class's")
     if big_right < MIN_BIG_RIGHT:
@@ -170,7 +175,8 @@ def _web_entry(web: Path, seen: dict, log: dict) -> dict:
         "runtime": f"MediaPipe Tasks for Web {optional.TASKS_VISION_VERSION} in Chromium {seen['version']}",
         "size_bytes": sum(f.stat().st_size for f in web.rglob("*") if f.is_file()),
         "browser_images": len(browser),
-        "agreement_with_python": agreement,
+        "agreement_with_python": agreement,  # the same top class
+        "agreement_with_python_or_tied": same_or_tied,  # ... or one tied with it in the file's output
         "named_results": len(browser) - wrong_names,
         "requests_outside_origin": len(log["outside"]),
         "big_pictures": {"right": big_right, "of": len(big), "side": SIDE * BIG_SCALE},

@@ -80,7 +80,8 @@ def terminal_summary(report: dict) -> str:
     micro = report.get("micro")
     if micro:
         out.write(
-            f"{micro['name']}: {micro['array_bytes']:,} bytes, "
+            f"{micro['name']}: the bytes of {micro['source']} (SHA-256 {micro.get('source_sha256', '?')[:12]}…), "
+            f"{micro['array_bytes']:,} bytes, "
             f"round-trip {'ok' if micro['bytes_match_tflite'] else 'FAIL'}, "
             f"{micro['compile']}, TFLite Micro agrees with LiteRT on "
             f"{micro['micro_agreement_with_litert']:.1%} of {micro['micro_images']:,} images"
@@ -91,6 +92,8 @@ def terminal_summary(report: dict) -> str:
             )
             + f"; kFmnistTensorArenaSize = {micro['arena_bytes']:,}\n"
         )
+    if report.get("web"):
+        out.write(_web_sentence(report["web"]) + "\n")
     for a in report["artifacts"]:
         if "kernel_sparsity" in a:
             layers = ", ".join(f"{k} {v:.1%}" for k, v in a["kernel_sparsity"].items())
@@ -102,6 +105,18 @@ def terminal_summary(report: dict) -> str:
         out.write(f"FAIL {failure}\n")
     out.write(f"{report['test_images']:,} test images, {report['seconds']:.1f} s\n")
     return out.getvalue()
+
+
+def _web_sentence(web: dict) -> str:
+    """What the browser check found, in one sentence."""
+    big = web["big_pictures"]
+    return (
+        f"{web['name']}: {web['runtime']} agrees with MediaPipe's Python ImageClassifier on "
+        f"{web['agreement_with_python']:.1%} of {web['browser_images']:,} test images "
+        f"({web['agreement_with_python_or_tied']:.1%} counting tied outputs); {big['right']} of {big['of']} "
+        f"dark-on-white {big['side']}-pixel pictures came back as their class through the page's file input; "
+        f"{web['requests_outside_origin']} request(s) left the page's origin; {web['size_bytes'] / 2**20:.1f} MiB"
+    )
 
 
 def _io_lines(report: dict) -> list[str]:
@@ -141,7 +156,8 @@ def report_markdown(report: dict) -> str:
     if report.get("micro"):
         m = report["micro"]
         out.write(
-            f"\n## TensorFlow Lite Micro\n\n`model_int8.cc` / `model_int8.h` define `{m['symbol']}` "
+            f"\n## TensorFlow Lite Micro\n\n`model_int8.cc` / `model_int8.h` hold the bytes of `{m['source']}` "
+            f"(SHA-256 `{m.get('source_sha256', '?')}`) and define `{m['symbol']}` "
             f"({m['array_bytes']:,} bytes, 16-byte aligned), `{m['symbol']}_len` and `kFmnistTensorArenaSize` "
             f"({m['arena_bytes']:,} bytes, the arena the TFLM check ran in). Bytes equal the .tflite: "
             f"{m['bytes_match_tflite']}; {m['compile']}; the TFLM interpreter agrees with LiteRT on "
@@ -150,6 +166,8 @@ def report_markdown(report: dict) -> str:
     if budget_table(report):
         out.write("\n## Device budget (TensorFlow Lite Micro)\n\n" + budget_table(report, markdown=True))
         out.write("\n" + _budget_note(report))
+    if report.get("web"):
+        out.write("\n## Web page\n\n" + _web_sentence(report["web"]) + ". Open it with `fmnist serve`.\n")
     out.write("\n## Versions\n\n" + "".join(f"- {k}: {v}\n" for k, v in report["versions"].items()))
     if report.get("onednn"):
         out.write(f"- TensorFlow's oneDNN kernels: {'on' if report['onednn']['enabled'] else 'off'} "

@@ -27,6 +27,7 @@ class ExportRequest:
     sparsity: float | None = None  # add a magnitude-pruned int8 model
     clusters: int | None = None  # add a weight-clustered int8 model
     data_dir: Path | None = None  # where Fashion-MNIST is (None: the usual places)
+    c_array: str | None = None  # the int8 file the C array holds (None: the plain post-training one)
 
     def __post_init__(self) -> None:
         quantize = Quantize(self.quantize)
@@ -55,6 +56,11 @@ class ExportRequest:
                    if self.wants(Target.web)]  # fmt: skip
         return needed
 
+    def _asked_targets(self) -> set[Target]:
+        """The targets beyond plain .tflite, less the MediaPipe file when the page implies it."""
+        implied = {Target.tflite} | ({Target.mediapipe} if self.wants(Target.web) else set())
+        return set(self.targets) - implied
+
     def command_line(self) -> str:
         """The `fmnist export` command that reproduces this report (every option that shapes it)."""
         config, sparsity, clusters = self.config, self.sparsity, self.clusters
@@ -67,6 +73,7 @@ class ExportRequest:
             + (f" --qat --qat-epochs {config.qat_epochs}" if self.qat else "")
             + (f" --sparsity {sparsity:g} --prune-epochs {config.prune_epochs}" if sparsity is not None else "")
             + (f" --clusters {clusters} --cluster-epochs {config.cluster_epochs}" if clusters is not None else "")
+            + (f" --c-array {self.c_array}" if self.c_array else "")
             + (f" --data-dir {self.data_dir}" if self.data_dir else "")
         )
 
@@ -80,11 +87,6 @@ class ExportInputs:
     training: dict | None  # the metrics.json `fmnist train` wrote beside the model (None: absent)
     representative: np.ndarray | None  # int8 calibration images (None without --quantize int8)
 
-
-    def _asked_targets(self) -> set[Target]:
-        """The targets beyond plain .tflite, less the MediaPipe file when the page implies it."""
-        implied = {Target.tflite} | ({Target.mediapipe} if self.wants(Target.web) else set())
-        return set(self.targets) - implied
 
 
 def _check_options(request: ExportRequest, quantize: Quantize, io: IODType | None, targets: frozenset) -> None:

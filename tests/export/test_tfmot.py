@@ -30,7 +30,8 @@ QUICK_QAT = dataclasses.replace(ONE_EPOCH, finetune_max_images=15_000)
 
 def test_qat_export_passes_the_gate_and_leaves_keras3_in_charge(model_copy, tmp_path, fmnist):
     legacy_flag = os.environ.get("TF_USE_LEGACY_KERAS")
-    request = ExportRequest(model_copy, tmp_path, quantize="int8", qat=True, config=QUICK_QAT)
+    request = ExportRequest(model_copy, tmp_path, quantize="int8", qat=True, config=QUICK_QAT,
+                            c_array="model_int8_qat.tflite")  # fmt: skip
     report = export_and_validate(request, log=print)
     qat = next(a for a in report["artifacts"] if a["method"] == "qat")
     ptq = next(a for a in report["artifacts"] if a["method"] == "ptq")

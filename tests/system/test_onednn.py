@@ -45,6 +45,7 @@ def _fresh(code: str, env: dict) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="fmnist turns oneDNN on only on x86-64")
 def test_tensorflow_really_runs_onednn_after_importing_fmnist(monkeypatch):
     # A fresh interpreter without the switch, as a user's shell on an AVX2 laptop (where

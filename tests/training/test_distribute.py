@@ -79,6 +79,7 @@ def test_bad_tf_config_through_the_cli_fails_before_writing_anything(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 def test_mirrored_with_one_device_works_with_a_note(tmp_path):
     # Its own process: after a fit() under MirroredStrategy, every later fit() in the same
     # process ran 1.6-2x slower here (page faults from TF's allocations), slowing the rest of the suite.
@@ -102,6 +103,7 @@ def _is_float32_model(path: Path) -> bool:
     )
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 def test_mixed_precision_trains_and_exports_a_float32_model(tmp_path):
     from fmnist_keras.training.precision import Precision, policy_on_this_machine
 
@@ -121,6 +123,7 @@ def test_mixed_precision_trains_and_exports_a_float32_model(tmp_path):
     assert details["input"]["dtype"] == "float32" and details["output"]["dtype"] == "float32"
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 def test_gpu_policy_mixed_float16_with_loss_scaling_also_runs_on_cpu(tmp_path, monkeypatch):
     """The GPU path (float16 + LossScaleOptimizer) is exercised here, on the CPU."""
     from fmnist_keras.config import TrainConfig

@@ -23,6 +23,7 @@ def _train(output: Path, *extra: str):
     return runner.invoke(app, ["train", *QUICK, "--output", str(output), *extra])
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 def test_smoke_training_writes_every_artifact(tmp_path):
     out = tmp_path / "run"
     result = _train(out)
@@ -54,6 +55,7 @@ def test_smoke_training_writes_every_artifact(tmp_path):
 
 # Both dtypes, whatever "auto" picks on this CPU: bfloat16 kernels (AMX, AVX-512 BF16 or
 # emulated) must be as deterministic as float32 ones.
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 @pytest.mark.parametrize("precision", ["float32", "mixed"])
 def test_same_seed_gives_identical_numbers(tmp_path, precision):
     from fmnist_keras.config import TrainConfig
@@ -71,6 +73,7 @@ def test_same_seed_gives_identical_numbers(tmp_path, precision):
     assert other["test_loss"] != first["test_loss"]
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 def test_nan_loss_stops_with_a_clear_message_and_no_model(tmp_path):
     out = tmp_path / "run"
     result = _train(out, "--learning-rate", "1e12", "--label-smoothing", "0")

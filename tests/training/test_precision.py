@@ -29,6 +29,7 @@ def test_compute_policy(precision, on_gpu, flags, onednn, policy):
     assert compute_policy(precision, on_gpu, flags, onednn) == policy
 
 
+@pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
 @pytest.mark.parametrize(("setting", "enabled"), [("0", False), ("1", True)])
 def test_onednn_enabled_follows_tensorflows_switch(setting, enabled):
     # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: a fresh process per setting. If
