@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The Chromium the web page is verified in (Debian's package; fmnist checks the major version).
 CHROMIUM_VERSION := 156.0.8078.129-1~deb12u1
 
-.PHONY: demo test test-fast setup data browser lint bench docs clean
+.PHONY: demo test test-fast setup data browser lint bench gpu docs clean
 
 # Trains only when export/ holds no finished run (`fmnist train` never overwrites one silently).
 demo: setup
@@ -72,6 +72,12 @@ bench: setup
 	$(BIN)/python tools/bench_train.py
 	$(BIN)/python tools/bench_export.py
 	$(BIN)/fmnist bench
+
+# TensorFlow's CUDA libraries for an NVIDIA GPU, then mediapipe again: the extra re-resolves
+# absl-py, which mediapipe needs at 2.x.
+gpu: setup
+	$(BIN)/python -m pip install -q -e '.[gpu]'
+	$(BIN)/python -m pip install -q "mediapipe==$$($(BIN)/python -c 'from fmnist_keras.compat.mediapipe import CHECKED_ON as v; print(v)')"
 
 # README pictures from the default run in export/ (run `make demo` first).
 docs: setup

@@ -10,6 +10,7 @@ TensorFlow is imported inside the commands, keeping `--help` fast.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -65,6 +66,13 @@ DataDirOption = Annotated[
         file_okay=False,
     ),
 ]
+
+
+def _path(text: str) -> Path:
+    """A path option's parser: an empty one would quietly mean the current folder."""
+    if not str(text).strip():
+        raise typer.BadParameter("is empty; name a file or folder")
+    return Path(text)
 
 
 def _fail(error: FmnistError) -> typer.Exit:
@@ -150,7 +158,9 @@ def train(
         int, typer.Option(min=1, max=86_400, help="Seconds a multi-worker process waits for all workers to join.")
     ] = CLUSTER_TIMEOUT_SECONDS,
     data_dir: DataDirOption = None,
-    output: Annotated[Path, typer.Option(help="Folder for model.keras, metrics.json and the logs.")] = DEFAULT_OUTPUT,
+    output: Annotated[
+        Path, typer.Option(parser=_path, help="Folder for model.keras, metrics.json and the logs.")
+    ] = DEFAULT_OUTPUT,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished run already in --output.")] = False,
 ) -> None:
     """Train the article's CNN on Fashion-MNIST and evaluate it once on the test set."""
@@ -196,7 +206,9 @@ def train(
 
 @app.command()
 def export(
-    model: Annotated[Path, typer.Option(help="Trained model to export (loaded in Keras safe mode).")] = DEFAULT_OUTPUT
+    model: Annotated[
+        Path, typer.Option(parser=_path, help="Trained model to export (loaded in Keras safe mode).")
+    ] = DEFAULT_OUTPUT
     / "model.keras",
     quantize: Annotated[Quantize, typer.Option(help="Extra quantized .tflite to write beside the float32 one.")] = (
         Quantize.none
@@ -216,7 +228,7 @@ def export(
             "need --quantize int8."
         ),
     ] = [Target.tflite],  # noqa: B006 - typer reads the default, never mutates it
-    output: Annotated[Path, typer.Option(help="Folder the verified artifacts are published to.", file_okay=False)] = (
+    output: Annotated[Path, typer.Option(parser=_path, help="Folder the verified artifacts are published to.")] = (
         DEFAULT_OUTPUT
     ),
     calibration_samples: Annotated[
@@ -230,14 +242,16 @@ def export(
     qat: Annotated[
         bool, typer.Option("--qat", help="Also fine-tune with quantization-aware training (tfmot); needs int8.")
     ] = False,
-    qat_epochs: Annotated[int, typer.Option(min=1, help="Epochs of quantization-aware fine-tuning.")] = (
+    qat_epochs: Annotated[int, typer.Option(min=1, max=1_000, help="Epochs of quantization-aware fine-tuning.")] = (
         EXPORT.qat_epochs
     ),
     sparsity: Annotated[
         float | None,
         typer.Option(min=0.0, max=MAX_SPARSITY, help="Also export a magnitude-pruned int8 model with this sparsity."),
     ] = None,
-    prune_epochs: Annotated[int, typer.Option(min=1, help="Epochs of pruning fine-tuning.")] = EXPORT.prune_epochs,
+    prune_epochs: Annotated[int, typer.Option(min=1, max=1_000, help="Epochs of pruning fine-tuning.")] = (
+        EXPORT.prune_epochs
+    ),
     clusters: Annotated[
         int | None,
         typer.Option(
@@ -247,7 +261,7 @@ def export(
             "clustering; of the pruned model with --sparsity). Compresses far better with gzip.",
         ),
     ] = None,
-    cluster_epochs: Annotated[int, typer.Option(min=1, help="Epochs of clustering fine-tuning.")] = (
+    cluster_epochs: Annotated[int, typer.Option(min=1, max=1_000, help="Epochs of clustering fine-tuning.")] = (
         EXPORT.cluster_epochs
     ),
     c_array: Annotated[
@@ -301,7 +315,7 @@ def evaluate(
         typer.Argument(help="A .keras file, a .tflite file or a SavedModel folder; give two to compare them."),
     ],
     output: Annotated[
-        Path, typer.Option(help="JSON report; the confusion-matrix PNG is written beside it.", dir_okay=False)
+        Path, typer.Option(parser=_path, help="JSON report; the confusion-matrix PNG is written beside it.")
     ] = DEFAULT_OUTPUT / "evaluation.json",
     gallery: Annotated[bool, typer.Option(help="Also write a PNG grid of misclassified test images.")] = False,
     data_dir: DataDirOption = None,
@@ -369,8 +383,12 @@ def bench(
     threads: Annotated[
         list[int], typer.Option(min=1, max=256, help="Thread counts to measure (repeat the option).")
     ] = [1, 2],  # noqa: B006
-    runs: Annotated[int, typer.Option(min=10, help="Timed batch-1 runs per measurement, after warm-up.")] = 1000,
-    output: Annotated[Path, typer.Option(help="JSON file for the results.", dir_okay=False)] = (
+    runs: Annotated[
+        int,
+        typer.Option(min=10, max=1_000_000, help="Timed batch-1 runs per measurement, after warm-up "
+                     "(at most a million: about a minute per file and thread count)."),  # fmt: skip
+    ] = 1000,
+    output: Annotated[Path, typer.Option(parser=_path, help="JSON file for the results.")] = (
         DEFAULT_OUTPUT / "bench.json"
     ),
 ) -> None:
@@ -381,8 +399,11 @@ def bench(
         paths = bench_plan(artifacts or [], output, DEFAULT_OUTPUT)
     except FmnistError as error:
         raise _fail(error) from None
-    with typer.progressbar(length=len(paths) * len(threads), label="benchmarking", file=sys.stderr) as bar:
-        table, failed = bench_and_write(paths, threads, runs, output, progress=lambda *_: bar.update(1))
+    try:
+        with typer.progressbar(length=len(paths) * len(threads), label="benchmarking", file=sys.stderr) as bar:
+            table, failed = bench_and_write(paths, threads, runs, output, progress=lambda *_: bar.update(1))
+    except FmnistError as error:
+        raise _fail(error) from None
     typer.echo(table)
     typer.echo(f"wrote {output}")
     if failed:
@@ -424,5 +445,25 @@ def main() -> None:
     interrupts.install()  # Ctrl-C and SIGTERM clean up: staging removed, a publish rolled back
     try:
         app()
+    except OSError as exc:
+        # Raised from many places at once (paths checked by the OS, the terminal we print to):
+        # one line for the cases a user can cause, a traceback only for a real bug.
+        if exc.errno == errno.ENAMETOOLONG:
+            _last_words(f"error: a path is longer than this system allows ({str(exc.filename)[:60]}...); "
+                        "use a shorter one")  # fmt: skip
+        elif exc.errno in (errno.ENOSPC, errno.EPIPE, errno.EIO):
+            _last_words(f"error: cannot write the output ({os.strerror(exc.errno)})")
+        else:
+            raise
+        sys.exit(2 if exc.errno == errno.ENAMETOOLONG else 1)
     finally:
         interrupts.uninstall()
+
+
+def _last_words(line: str) -> None:
+    """An error line on stderr even when stdout is what failed (a full disk behind `> file`)."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass

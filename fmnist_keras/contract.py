@@ -36,6 +36,7 @@ NUM_CLASSES = len(CLASS_NAMES)
 LUMA = (0.299, 0.587, 0.114)
 
 INPUT_DTYPES = ("float32", "int8", "uint8")
+OUTPUT_DTYPES = ("float32", "int8", "uint8")  # logits, or quantized logits / probabilities
 TEXT = (
     f"one input of shape (1 or N, {SIDE}, {SIDE}, 1) in float32, int8 or uint8 (or {SIDE}x{SIDE}x3 uint8 RGB, "
     f"the MediaPipe file), and one output of {NUM_CLASSES} logits or probabilities"
@@ -69,6 +70,8 @@ def problem(inputs: list[tuple], outputs: list[tuple]) -> str | None:
     rgb = tuple(in_shape[1:]) == RGB_SHAPE and in_dtype == "uint8"  # the MediaPipe file
     if len(in_shape) != 4 or not (tuple(in_shape[1:]) == INPUT_SHAPE or rgb) or in_dtype not in INPUT_DTYPES:
         return f"its input is {in_dtype} {_shape_text(in_shape)}"
-    if len(out_shape) != 2 or out_shape[-1] != NUM_CLASSES:
+    if in_shape[0] not in (1, None, -1):
+        return f"its batch is fixed at {in_shape[0]} (fmnist runs one image at a time: batch 1, or any)"
+    if len(out_shape) != 2 or out_shape[-1] != NUM_CLASSES or out_dtype not in OUTPUT_DTYPES:
         return f"its output is {out_dtype} {_shape_text(out_shape)}"
     return None

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -175,16 +176,20 @@ def _write_model(path: Path, fill: float | None = None) -> None:
 
 
 @pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
-def test_a_nan_model_fails_the_gate_and_predict_refuses_it(tmp_path, fmnist):
+def test_a_nan_model_is_refused_at_load_naming_the_layer(tmp_path, fmnist):
     _write_model(tmp_path / "model.keras", fill=np.nan)
     out = tmp_path / "export"
+    started = time.monotonic()
     result = runner.invoke(app, ["export", "--model", str(tmp_path / "model.keras"), "--output", str(out)])
-    assert_one_clean_error(result, 4, "NaN or inf")
-    assert not out.exists()  # the folder it made for a failed export is gone again
+    assert_one_clean_error(result, 2, "has NaN or inf weights in layer conv1")
+    assert time.monotonic() - started < 10  # before any conversion
+    assert not out.exists()
 
     np.save(tmp_path / "x.npy", fmnist.x_test[:2])
     result = runner.invoke(app, ["predict", str(tmp_path / "model.keras"), str(tmp_path / "x.npy")])
-    assert_one_clean_error(result, 2, "NaN or inf outputs")
+    assert_one_clean_error(result, 2, "has NaN or inf weights in layer conv1")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "model.keras"), "--output", str(tmp_path / "e.json")])
+    assert_one_clean_error(result, 2, "has NaN or inf weights in layer conv1")
 
 
 @pytest.mark.parametrize(

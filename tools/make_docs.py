@@ -2,8 +2,11 @@
 
     python tools/make_docs.py [--run export] [--docs docs]
 
-Writes docs/training_curves.png (from training_log.csv) and
-docs/evaluation_confusion.png (via `fmnist evaluate` on the test set).
+Writes docs/training_curves.png (from training_log.csv),
+docs/evaluation_confusion.png (via `fmnist evaluate` on the test set) and, when
+export/web exists, docs/web_page.png: the page in headless Chromium at 360x740
+(a phone) and 1280x800, after a test image drawn as a 280x280 dark-on-white
+picture was chosen through its file input.
 """
 
 from __future__ import annotations
@@ -34,6 +37,33 @@ def main() -> None:
     if (code := subprocess.run(evaluate).returncode) != 0:
         sys.exit(code)
     print(f"wrote {args.docs / 'training_curves.png'} and {args.docs / 'evaluation_confusion.png'}")
+    if (args.run / "web" / "index.html").is_file():
+        web_screenshots(args.run / "web", args.docs / "web_page.png")
+        print(f"wrote {args.docs / 'web_page.png'}")
+
+
+def web_screenshots(web: Path, target: Path) -> None:
+    """The page at a phone's and a desktop's size, side by side, after choosing one picture."""
+    import io
+    import tempfile
+
+    from PIL import Image
+
+    from fmnist_keras.data.idx import load_data
+    from fmnist_keras.deploy.web import _big_picture, choose_picture, open_page
+
+    shots = []
+    with tempfile.TemporaryDirectory() as tmp:
+        picture = _big_picture(load_data().x_test[0], Path(tmp) / "boot.png")
+        for width, height in ((360, 740), (1280, 800)):
+            with open_page(web, viewport={"width": width, "height": height}) as (page, _):
+                choose_picture(page, picture)
+                shots.append(Image.open(io.BytesIO(page.screenshot())))
+    gap = 24
+    sheet = Image.new("RGB", (sum(s.width for s in shots) + gap, max(s.height for s in shots)), "white")
+    sheet.paste(shots[0], (0, 0))
+    sheet.paste(shots[1], (shots[0].width + gap, 0))
+    sheet.save(target, optimize=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from fmnist_keras.runtimes.backends import litert_interpreter, load_serving_sign
 from fmnist_keras.runtimes.keras_file import load_trained_model
 from fmnist_keras.system.cpu import amx_in_use
 from fmnist_keras.system.native_logs import import_tensorflow_quietly
-from fmnist_keras.system.publish import ensure_writable_dir, write_json
+from fmnist_keras.system.publish import check_output_file, ensure_writable_dir, full_disk_reported, write_json
 
 THROUGHPUT_BATCH = 256
 
@@ -150,7 +150,9 @@ def bench_plan(paths: list[Path], output: Path, folder: Path) -> list[Path]:
     if not paths:
         raise FmnistError(f"no models in {folder}/; run `fmnist train` and `fmnist export`, or name artifacts")
     check_artifacts(paths)
+    check_output_file(output)
     ensure_writable_dir(Path(output).parent)
+    load_data()  # the workers read the test images: missing or bad data is one line here, not one per row
     return paths
 
 
@@ -158,7 +160,8 @@ def bench_and_write(paths: list[Path], threads: list[int], runs: int, output: Pa
     """Time every (artifact, threads) pair and write `output`; returns (table, whether any failed)."""
 
     results = bench_artifacts(paths, threads, runs, progress)
-    write_json(Path(output), {"runs": runs, "results": results})
+    with full_disk_reported(Path(output).parent, "the timings were not saved; free some space or pass --output"):
+        write_json(Path(output), {"runs": runs, "results": results})
     return bench_table(results), any("error" in r for r in results)
 
 

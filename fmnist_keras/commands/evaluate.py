@@ -11,7 +11,14 @@ from fmnist_keras.data.idx import load_data
 from fmnist_keras.metrics import classification_metrics, compare_predictions
 from fmnist_keras.runtimes.artifact import open_artifact
 from fmnist_keras.system.figures import pyplot
-from fmnist_keras.system.publish import full_disk_reported, output_folder, publish, staging_dir, write_json
+from fmnist_keras.system.publish import (
+    check_output_file,
+    full_disk_reported,
+    output_folder,
+    publish,
+    staging_dir,
+    write_json,
+)
 
 
 def metrics_table(metrics: dict) -> str:
@@ -75,6 +82,7 @@ def plot_gallery(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, 
 def evaluate_artifacts(paths: list[Path], output: Path, *, data_dir: Path | None = None, gallery: bool = False) -> dict:
     """Evaluate one or two artifacts on the full test set; write JSON and PNGs beside `output`."""
 
+    check_output_file(output)
     artifacts = [open_artifact(p) for p in paths]  # fail on a bad file before the long part
     data = load_data(data_dir)
     labels = data.y_test.astype(np.int64)

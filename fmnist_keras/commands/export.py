@@ -5,6 +5,7 @@ test images, and only published when all of them pass (timm's export+validate pa
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,13 +49,23 @@ from fmnist_keras.system.publish import (
 # Below this, the float model itself is poor (the default recipe reaches about 92 %): the gate
 # compares artifacts with it, so they pass as faithful copies of a bad model. Say so.
 LOW_FLOAT_ACCURACY = 0.80
-def read_training_metrics(path: Path) -> dict | None:
+def read_training_metrics(path: Path, model_path: Path) -> dict | None:
     """The metrics.json `fmnist train` wrote beside the model (recipe and accuracy), or None if absent.
 
-    The recipe steers the fine-tunes and the model card, so a damaged file is refused, not guessed at.
+    The recipe steers the fine-tunes and the model card, so a damaged file is refused, not guessed at,
+    and so is one written for another model file (its model_sha256 differs).
     """
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
+    metrics = _parse_metrics(path)
+    recorded = metrics.get("model_sha256")
+    if recorded is not None and recorded != file_sha256(model_path):
+        raise ModelFileError(f"{path} describes another model than {model_path} (model_sha256 {str(recorded)[:12]}…, "
+                             f"the file's is {file_sha256(model_path)[:12]}…); move it away or retrain")  # fmt: skip
+    return metrics
+
+
+def _parse_metrics(path: Path) -> dict:
     try:
         metrics = json.loads(path.read_text())
         if not isinstance(metrics, dict):
@@ -63,6 +74,8 @@ def read_training_metrics(path: Path) -> dict | None:
         for key in ("test_accuracy", "num_train_images", "num_val_images"):
             if not isinstance(metrics.get(key), (int, float)) or isinstance(metrics.get(key), bool):
                 raise ValueError(f"{key} is missing or not a number")
+            if not math.isfinite(metrics[key]):
+                raise ValueError(f"{key} is {metrics[key]}, not a finite number")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         reason = os_error_text(exc) if isinstance(exc, OSError) else first_line(exc)
         raise ModelFileError(
@@ -153,7 +166,7 @@ class _Export:
 
         model = load_trained_model(request.model_path)
         data = load_data(request.data_dir)
-        training = read_training_metrics(request.model_path.parent / out.METRICS)
+        training = read_training_metrics(request.model_path.parent / out.METRICS, request.model_path)
         if request.quantize is Quantize.int8 and representative is None:
             config = request.config
             representative = calibration_images(data.x_train, data.y_train, config.calibration_samples, config.seed)

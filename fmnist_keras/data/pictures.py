@@ -13,6 +13,7 @@ from __future__ import annotations
 
 # Pillow, numpy internals are imported inside the functions that need them: importing this module
 # (and `fmnist --help`) stays fast.
+import os
 import warnings
 from enum import Enum
 from pathlib import Path
@@ -84,12 +85,7 @@ def load_image(path: Path, invert: Invert = Invert.auto) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not a picture")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file")
+    _check_picture_file(path)
     too_big = f"over {MAX_PIXELS // 1_000_000} megapixels; refused unread"
     try:
         with warnings.catch_warnings():
@@ -115,6 +111,25 @@ def load_image(path: Path, invert: Invert = Invert.auto) -> np.ndarray:
     return fit_to_input(gray)
 
 
+def _check_picture_file(path: Path) -> None:
+    """A regular, non-empty file, or ImageError naming what it is instead."""
+    try:
+        if path.is_dir():
+            raise ImageError(f"{path}: is a folder, not a picture")
+        if not path.is_file():
+            raise ImageError(_not_a_file(path))
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file")
+    except OSError as exc:  # a name longer than the system allows, a permission, ...
+        raise ImageError(f"{str(path)[:80]}: cannot be read ({os.strerror(exc.errno or 0)})") from None
+
+
+def _not_a_file(path: Path) -> str:
+    if path.exists():
+        return f"{path}: not a regular file (a device, FIFO or socket); pass a picture file"
+    return f"{path}: no such file"
+
+
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     """(shape, dtype, data offset) from the header alone, without reading the data."""
     from numpy.lib import format as npy
@@ -136,7 +151,7 @@ def load_npy(path: Path) -> np.ndarray:
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not a .npy file")
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+        raise ImageError(_not_a_file(path))
     expected = f"uint8 of shape (N, {SIDE}, {SIDE}) or (N, {SIDE}, {SIDE}, 1) with N >= 1"
     try:
         shape, dtype, offset = _npy_header(path)

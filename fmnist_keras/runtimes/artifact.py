@@ -50,6 +50,14 @@ def _tflite_signature(model_bytes: bytes) -> tuple[list, list]:
     return describe(interpreter.get_input_details()), describe(interpreter.get_output_details())
 
 
+def _quantization_problem(model_bytes: bytes) -> str | None:
+    """An integer input or output without a scale cannot be mapped to pixels or logits."""
+    for side, detail in runners.io_details(model_bytes).items():
+        if detail["dtype"] != "float32" and not detail.get("scale"):
+            return f"its {detail['dtype']} {side} has no quantization scale, so fmnist cannot map values to it"
+    return None
+
+
 def _saved_model_signature(path: Path, serve) -> tuple[list, list]:
     inputs = serve.signature.structured_input_signature[1]
     outputs = serve.signature.structured_outputs
@@ -92,4 +100,7 @@ def open_artifact(path: Path) -> Artifact:
     except Exception as exc:  # noqa: BLE001
         raise ModelFileError(f"{path} is not a valid .tflite model ({first_line(exc)})") from None
     _check_contract(path, *signature)
+    problem = _quantization_problem(model_bytes)
+    if problem:
+        raise ModelFileError(f"{path} is not a usable fmnist model: {problem}; export it with `fmnist export`")
     return Artifact(path, kind, lambda images: runners.tflite_logits(model_bytes, images))

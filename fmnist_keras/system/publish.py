@@ -52,6 +52,15 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+def check_output_file(path: Path) -> Path:
+    """`path` may become a file we publish by renaming: refuse a device, FIFO or folder there
+    (renaming over /dev/null would replace the system's), in one line."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path} is a device, FIFO or folder, not a file; pass the path of a file to write")
+    return path
+
+
 @contextlib.contextmanager
 def output_folder(path: Path) -> Iterator[Path]:
     """`ensure_writable_dir`, and remove the folder again if this run created it and fails leaving it empty."""
@@ -104,6 +113,32 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, name: str, what: str) -> Iterator[None]:
+    """Hold `folder/.name.lock` (holding our pid) while the block runs: a second process that
+    wants the same lock is refused in one line naming the first, and never touches its files.
+    A lock left by a process that no longer exists (kill -9, a reboot) is taken over."""
+    lock = folder / f".{name}.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            text = lock.read_text().strip() if lock.is_file() else ""
+            if text.isdigit() and int(text) != os.getpid() and _pid_alive(int(text)):
+                raise OutputError(f"another {what} (pid {text}) is using {folder}; wait for it to finish, "
+                                  "or pass --output to use another folder") from None  # fmt: skip
+            lock.unlink(missing_ok=True)  # its process is gone
+    else:
+        raise OutputError(f"cannot take {lock}; another {what} may have just started there")
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _owner_pid(name: str, prefix: str) -> int | None:

@@ -32,9 +32,17 @@ from fmnist_keras.errors import OutputError, TrainingDiverged, first_line
 from fmnist_keras.metrics import evaluate_logits
 from fmnist_keras.model.cnn import build_model, build_training_model
 from fmnist_keras.runtimes.backends import keras_logits
+from fmnist_keras.runtimes.keras_file import file_sha256
 from fmnist_keras.system import cpu, onednn, versions
 from fmnist_keras.system.figures import plot_training_curves
-from fmnist_keras.system.publish import ensure_writable_dir, full_disk_reported, publish, staging_dir, write_json
+from fmnist_keras.system.publish import (
+    ensure_writable_dir,
+    folder_lock,
+    full_disk_reported,
+    publish,
+    staging_dir,
+    write_json,
+)
 from fmnist_keras.training import precision
 from fmnist_keras.training.distribute import Strategy, create_strategy, parse_tf_config, scaled_learning_rate
 from fmnist_keras.training.precision import Precision
@@ -68,6 +76,9 @@ def _prepare_state(config: TrainConfig, workdir: Path, context: RunContext, name
         _check_checkpoint(state / "backup", log)
         log(f"Resuming the interrupted run in {state}")
         return state
+    if (workdir / out.METRICS).is_dir():
+        raise OutputError(f"{workdir / out.METRICS} is a folder, not a finished run's metrics; "
+                          "move it away, or pass --output to train into another folder")  # fmt: skip
     if name == STATE_DIR and (workdir / out.METRICS).exists() and not overwrite:
         raise OutputError(
             f"{workdir} already holds a finished run (metrics.json, model.keras); "
@@ -179,8 +190,9 @@ def train_and_evaluate(config: TrainConfig, workdir: Path, context: RunContext =
     workdir = ensure_writable_dir(Path(workdir))
     # Other workers keep their own resumable state beside the chief's, removed at the end.
     state_name = STATE_DIR if task is None or task.is_chief else f"{STATE_DIR}-{task.task_type}-{task.task_index}"
-    state = _prepare_state(config, workdir, context, name=state_name)
-    with _state_guard(state, workdir):
+    with folder_lock(workdir, state_name.lstrip("."), "fmnist train"), _state_guard(
+        state := _prepare_state(config, workdir, context, name=state_name), workdir
+    ):
         plan = plan_run(config, context, dataset)
         model, losses = _fit(config, plan, state, context.verbose)
         _raise_if_diverged(model, losses, state, plan.peak_lr)
@@ -392,6 +404,7 @@ def _publish_run(trained, rows: list[dict], metrics: dict, workdir: Path) -> Non
 
     with staging_dir(workdir) as staged:
         trained.save(staged / out.MODEL)
+        metrics["model_sha256"] = file_sha256(staged / out.MODEL)  # ties metrics.json to this model file
         _write_log(rows, staged / "training_log.csv")
         plot_training_curves(rows, staged / "training_curves.png")
         write_json(staged / out.METRICS, metrics)

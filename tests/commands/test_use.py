@@ -172,7 +172,7 @@ def test_bench_refuses_a_bad_artifact_before_timing_anything(name, payload, expe
 
 def test_measured_latency_is_above_the_cpu_floor(bench_json):
     """The floor tool's peak is an upper bound: no measured p50 may beat it (a wrong peak would)."""
-    tool = Path(__file__).parents[1] / "tools" / "bench_cpu_floor.py"
+    tool = Path(__file__).parents[2] / "tools" / "bench_cpu_floor.py"
     done = subprocess.run([sys.executable, str(tool), "--bench", str(bench_json)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     fractions = re.findall(r"model_int8\.tflite\s+p50\s+[\d.]+ µs =\s+([\d.]+)% of its floor", done.stdout)
