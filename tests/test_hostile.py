@@ -144,3 +144,23 @@ def test_a_second_train_into_a_folder_in_use_is_refused_and_the_first_finishes(t
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     assert (tmp_path / "metrics.json").is_file() and not lock.exists()
+
+
+def test_a_gzip_bomb_among_the_data_files_is_refused_before_it_fills_memory(data_copy):
+    import gzip
+    import resource
+
+    from fmnist_keras.data.idx import load_data
+    from fmnist_keras.errors import DataError
+
+    target = data_copy / "t10k-labels-idx1-ubyte.gz"
+    target.unlink()
+    with gzip.open(target, "wb", compresslevel=9) as bomb:  # about 250 KB that inflates to 256 MiB
+        zeros = bytes(1 << 24)
+        for _ in range(16):
+            bomb.write(zeros)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match="decompresses to more than"):
+        load_data(data_copy)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200, grown_mib  # the train images alone are 45 MiB; the bomb inflates to 256 MiB

@@ -58,7 +58,7 @@ def web_screenshots(web: Path, target: Path) -> None:
         for width, height in ((360, 740), (1280, 800)):
             with open_page(web, viewport={"width": width, "height": height}) as (page, _):
                 choose_picture(page, picture)
-                shots.append(Image.open(io.BytesIO(page.screenshot())))
+                shots.append(Image.open(io.BytesIO(page.screenshot(full_page=True))))
     gap = 24
     sheet = Image.new("RGB", (sum(s.width for s in shots) + gap, max(s.height for s in shots)), "white")
     sheet.paste(shots[0], (0, 0))

@@ -128,10 +128,29 @@ def find_data_dir(
     )
 
 
+# The largest Fashion-MNIST file, train-images-idx3-ubyte, is 47,040,016 bytes: a file that
+# would decompress to more is refused before it fills memory (a gzip bomb).
+MAX_IDX_BYTES = 60_000 * SIDE * SIDE + 16
+
+
+def _gunzip_bounded(raw: bytes, path: Path) -> bytes:
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    data = inflate.decompress(raw, MAX_IDX_BYTES + 1)
+    if len(data) > MAX_IDX_BYTES:
+        raise DataError(f"{path} decompresses to more than the {MAX_IDX_BYTES:,} bytes of any Fashion-MNIST "
+                        "file; it is not one (reinstall or re-download it)")  # fmt: skip
+    if not inflate.eof:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+    return data
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
+        if path.stat().st_size > MAX_IDX_BYTES:
+            raise DataError(f"{path} holds {path.stat().st_size:,} bytes, more than any Fashion-MNIST file "
+                            f"({MAX_IDX_BYTES:,}); it is not one (reinstall or re-download it)")  # fmt: skip
         raw = path.read_bytes()
-        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        return _gunzip_bounded(raw, path) if raw[:2] == b"\x1f\x8b" else raw
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path} is a truncated or corrupt gzip file ({exc}); reinstall or re-download it") from None
     except OSError as exc:

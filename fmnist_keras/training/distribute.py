@@ -185,7 +185,6 @@ def create_strategy(kind: Strategy, tf_config: str | None = None, timeout_second
 def _multi_worker_strategy(task: ClusterTask, timeout_seconds: int):
     import tensorflow as tf
 
-
     cluster = {job: task.cluster[job] for job in TRAINING_JOBS if job in task.cluster}
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
         tf.train.ClusterSpec(cluster), task_type=task.task_type, task_id=task.task_index, rpc_layer="grpc"
@@ -203,6 +202,11 @@ def _multi_worker_strategy(task: ClusterTask, timeout_seconds: int):
             f"{task.name} could not reach all {task.num_workers} workers of the cluster within "
             f"{timeout_seconds} s (leader: {task.leader}; {type(exc).__name__}); start every worker with the same "
             "TF_CONFIG cluster, check the addresses and firewalls, or raise --cluster-timeout"
+        ) from None
+    except tf.errors.UnimplementedError:
+        raise ClusterError(
+            f"the leader's address {task.leader} answers, but not as a TensorFlow worker (another program "
+            "listens there); start the chief with the same TF_CONFIG there, or correct the address"
         ) from None
     except tf.errors.UnknownError as exc:
         if "gRPC server" not in str(exc):

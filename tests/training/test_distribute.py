@@ -279,3 +279,22 @@ def test_a_worker_that_cannot_reach_the_chief_gives_up_in_bounded_time(tmp_path)
     assert "Traceback" not in log
     assert time.monotonic() - started < 90
     assert not (tmp_path / "worker" / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_a_leader_address_that_is_not_a_tensorflow_worker_is_one_line(tmp_path):
+    # A gRPC server with no services answers at the leader's address (another program there).
+    from concurrent import futures
+
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        cluster = {"worker": [f"127.0.0.1:{port}", f"127.0.0.1:{_free_ports(1)[0]}"]}
+        [(code, log)] = _finish([_start_worker(cluster, 1, tmp_path / "worker", "--cluster-timeout", "20")], 150)
+    finally:
+        server.stop(0)
+    assert "Traceback" not in log, log[-3000:]
+    assert code == 2 and "answers, but not as a TensorFlow worker" in log, log[-3000:]
