@@ -68,6 +68,10 @@ def test_info_shows_model_versions_devices_and_data(real_data_dir):
     from fmnist_keras.system import onednn
 
     assert f"TensorFlow's {onednn.describe()}" in result.output
+    # Every optional runtime, with its version or "not installed", and what it enables.
+    section = result.output.split("Optional runtimes\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in section] == ["mediapipe", "MediaPipe", "playwright", "Chromium", "a", "torch"]
+    assert all("--target" in line or "--quantize" in line or "make bench" in line for line in section)
     assert f"found in {real_data_dir}" in result.output
 
 

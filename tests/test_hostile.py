@@ -164,3 +164,23 @@ def test_a_gzip_bomb_among_the_data_files_is_refused_before_it_fills_memory(data
         load_data(data_copy)
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 200, grown_mib  # the train images alone are 45 MiB; the bomb inflates to 256 MiB
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_conversion(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    done = _fmnist("export", "--model", str(tmp_path / "missing.keras"), "--output", str(tmp_path / "a-file" / "out"))
+    _one_error_line(done, 2, "is not a folder")  # found before the model is even read
+
+
+def test_a_zip_bomb_posing_as_a_keras_file_is_refused_unread(tmp_path):
+    import zipfile
+
+    from fmnist_keras.errors import ModelFileError
+    from fmnist_keras.runtimes.keras_file import MAX_UNPACKED_BYTES, load_trained_model
+
+    bomb = tmp_path / "model.keras"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model.weights.h5", bytes(MAX_UNPACKED_BYTES + 1))  # 64 MiB of zeros, 64 KB zipped
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(ModelFileError, match="would unpack to"):
+        load_trained_model(bomb)

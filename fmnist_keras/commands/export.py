@@ -37,6 +37,7 @@ from fmnist_keras.runtimes.keras_file import file_sha256, load_trained_model
 from fmnist_keras.runtimes.tflite_file import op_names
 from fmnist_keras.system import cpu, onednn, optional, versions
 from fmnist_keras.system.publish import (
+    check_output_folder,
     full_disk_reported,
     os_error_text,
     output_folder,
@@ -135,6 +136,7 @@ def export_and_validate(request: ExportRequest, *, representative: np.ndarray | 
     """
     started = time.perf_counter()
     check_runtimes(request)
+    check_output_folder(request.output)
     job = _Export.prepare(request, representative, log)
     variants = job.variants()
     c_array_source(request, variants)  # a wrong --c-array is refused before any conversion

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from fmnist_keras import output_files as out
 from fmnist_keras.deploy.arena import ARENA_ALIGN, ARENA_MARGIN
 from fmnist_keras.runtimes.backends import io_details, micro_logits
+from fmnist_keras.system import optional
 
 _BYTES_PER_LINE = 12
 MICRO_IMAGES = 1000  # TFLM's reference kernels take ~4 ms an image: 1,000 keeps export under a minute
@@ -72,7 +72,7 @@ def bytes_from_c_source(source: str) -> bytes:
 
 def compile_check(header: str, source: str, header_name: str) -> str:
     """Compile the source with the system C++ compiler; return what was done, or raise."""
-    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    compiler = optional.cxx_compiler()
     if compiler is None:  # the report promises sources that compile: unverified is a failure, not a note
         raise RuntimeError("no C++ compiler (c++, g++ or clang++) to verify the C source; install g++")
     with tempfile.TemporaryDirectory() as tmp:

@@ -66,9 +66,22 @@ def _tasks_vision_version() -> str | None:
         return None
 
 
+def cxx_compiler() -> str | None:
+    """The C++ compiler that checks the TensorFlow Lite Micro C array: c++, g++ or clang++."""
+    return shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+
+
 def _compiler_version() -> str | None:
-    compiler = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++") or shutil.which("clang++")
-    return Path(compiler).name if compiler else None
+    """The compiler's name and version, e.g. "c++ 12.2.0"."""
+    compiler = cxx_compiler()
+    if compiler is None:
+        return None
+    try:
+        done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    first = done.stdout.splitlines()[0].split() if done.returncode == 0 and done.stdout else []
+    return f"{Path(compiler).name} {first[-1] if first else ''}".strip()
 
 
 @dataclass(frozen=True)

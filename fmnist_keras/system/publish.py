@@ -52,6 +52,24 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+def check_output_folder(path: Path) -> Path:
+    """`path` is a writable folder, or one we can create, proven without creating it: so a
+    command finds a bad --output in a second, not after minutes of work."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    refused = f"cannot write to output folder {path}"
+    if not existing.is_dir():
+        raise OutputError(f"{refused}: {existing} is not a folder; choose another with --output")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{refused} ({os_error_text(exc)}); choose another with --output") from None
+    return path
+
+
 def check_output_file(path: Path) -> Path:
     """`path` may become a file we publish by renaming: refuse a device, FIFO or folder there
     (renaming over /dev/null would replace the system's), in one line."""
