@@ -133,7 +133,8 @@ def bench_artifacts(paths: list[Path], threads: list[int], runs: int, progress=N
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines()
-            results.append({"artifact": str(path), "threads": thread_count, "error": lines[-1] if lines else "failed"})
+            reason = lines[-1].removeprefix("error: ") if lines else f"failed (exit {done.returncode})"
+            results.append({"artifact": str(path), "threads": thread_count, "error": reason})
         else:
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         if progress:
@@ -160,6 +161,8 @@ def bench_and_write(paths: list[Path], threads: list[int], runs: int, output: Pa
     """Time every (artifact, threads) pair and write `output`; returns (table, whether any failed)."""
 
     results = bench_artifacts(paths, threads, runs, progress)
+    if all("error" in r for r in results):  # nothing measured: keep the last good file
+        raise FmnistError(f"every measurement failed ({results[0]['error']}); {output} was left as it was")
     with full_disk_reported(Path(output).parent, "the timings were not saved; free some space or pass --output"):
         write_json(Path(output), {"runs": runs, "results": results})
     return bench_table(results), any("error" in r for r in results)
