@@ -305,7 +305,7 @@ def _publish_export(staged: Path, output: Path, report: dict, model) -> None:
     write_json(staged / out.REPORT_JSON, report)
     write_text(staged / out.REPORT_MD, report_markdown(report))
     write_text(staged / out.MODEL_CARD, model_card(report, model))
-    publish(staged, output, report["files"], replaces=out.exported_files(output))
+    publish(staged, output, report["files"], replaces=out.exported_files(output), whole_folder=True)
 
 
 def _float_model_warnings(accuracy: float, log) -> list[str]:

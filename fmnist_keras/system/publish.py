@@ -2,21 +2,30 @@
 files or the whole old one, never a mix, and no run leaves debris behind.
 
 Writers stage their files in a hidden sibling folder (same file system, so
-renames are atomic), then `publish` moves the set in as one transaction: it
-first moves the old files it replaces into a hidden backup folder, then the
-new ones into place; any failure (or Ctrl-C) moves everything back. A journal
-written before the first rename lets the next run undo a publish that a
-`kill -9` cut short. Hidden folders of processes that no longer exist are
-removed by the next run in the same folder.
+renames are atomic), then `publish` moves the set in as one step.
+
+For the folders `fmnist train` and `fmnist export` own (`whole_folder=True`), on Linux
+the step is one system call: the new folder is assembled beside the old one (the
+files we keep hard-linked, the new set moved in) and the two are swapped with
+renameat2(RENAME_EXCHANGE), so a reader, even a `kill -9` at any moment, sees the
+whole old folder or the whole new one. Elsewhere (another OS or file system, a folder
+too large to assemble, an evaluate into any folder) `publish` falls back to a
+transaction: it first moves the old files it replaces into a hidden backup folder,
+then the new ones into place; any failure (or Ctrl-C) moves everything back, and a
+journal written before the first rename lets the next run undo a publish that a
+`kill -9` cut short. Hidden folders of processes that no longer exist are removed
+by the next run in the same folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,6 +35,16 @@ from fmnist_keras.errors import OutputError
 STAGING_PREFIX = ".staging-"
 BACKUP_PREFIX = ".previous-"
 JOURNAL = ".publish-journal.json"
+NEXT_INFIX = ".next-"  # `.<folder>.next-<pid>-*`: a folder being assembled beside <folder>
+# Assembling a whole folder hard-links each file we keep: beyond this many entries (an
+# --output pointed at a home folder, say) the transaction is used instead.
+MAX_EXCHANGE_ENTRIES = 10_000
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+class _NoExchange(Exception):
+    """The whole-folder swap is not possible here: use the transaction."""
 
 
 def _umask() -> int:
@@ -197,6 +216,11 @@ def clean_up(folder: Path) -> None:
             pid = _owner_pid(path.name, prefix) if path.name.startswith(prefix) else None
             if pid is not None and pid != os.getpid() and not _pid_alive(pid) and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
+    beside = f".{folder.resolve().name}{NEXT_INFIX}"
+    for path in folder.resolve().parent.glob(f"{beside}*"):  # a swap a kill cut short, before or after it
+        pid = _owner_pid(path.name, beside)
+        if pid is not None and pid != os.getpid() and not _pid_alive(pid) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -226,13 +250,28 @@ def _roll_back(folder: Path, plan: dict) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def publish(staged: Path, destination: Path, names: list[str], replaces: Iterable[str] = ()) -> None:
+def publish(
+    staged: Path, destination: Path, names: list[str], replaces: Iterable[str] = (), whole_folder: bool = False
+) -> None:
     """Move the staged `names` into `destination` as one set.
 
     Files named in `replaces` (and the old versions of `names`) leave the folder
     with it, so nothing stale from an earlier, wider set remains. Either all of
     that happens, or the folder is left exactly as it was and OutputError says why.
+    `whole_folder`: `destination` is ours (a run's or an export's folder), so it may be
+    swapped whole, in one step (see the module's docstring).
     """
+    replaces = list(replaces)
+    _check_staged(staged, destination, names)
+    if whole_folder:
+        try:
+            return _publish_by_exchange(staged, destination, names, replaces)
+        except _NoExchange:
+            pass
+    _publish_by_transaction(staged, destination, names, replaces)
+
+
+def _check_staged(staged: Path, destination: Path, names: list[str]) -> None:
     missing = [n for n in names if not _exists(staged / n)]
     if missing:
         raise RuntimeError(f"publish: {missing} were never staged")  # a bug, not a user error
@@ -243,6 +282,60 @@ def publish(staged: Path, destination: Path, names: list[str], replaces: Iterabl
                 f"{target} is a {'folder' if target.is_dir() else 'file'} and the new {name} is not; "
                 "move it away or write elsewhere"
             )
+
+
+def _exchange(first: Path, second: Path) -> None:
+    """Swap two folders' names in one system call (Linux renameat2 RENAME_EXCHANGE)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    swap = getattr(libc, "renameat2", None)
+    if swap is None:
+        raise _NoExchange
+    if swap(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(second))
+
+
+def _assemble(destination: Path, staged: Path, names: list[str], drop: set[str]) -> Path:
+    """The new folder beside `destination`: every entry we keep hard-linked, the new set moved in."""
+    kept = [e for e in os.scandir(destination) if e.name not in drop and e.name != staged.name]
+    entries = itertools.islice(destination.rglob("*"), MAX_EXCHANGE_ENTRIES + 1)  # stops early in a large folder
+    if sum(1 for _ in entries) > MAX_EXCHANGE_ENTRIES:
+        raise _NoExchange
+    folder = Path(tempfile.mkdtemp(prefix=f".{destination.name}{NEXT_INFIX}{os.getpid()}-", dir=destination.parent))
+    shutil.copystat(destination, folder)
+    for entry in kept:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.copytree(entry.path, folder / entry.name, symlinks=True, copy_function=os.link)
+        else:
+            os.link(entry.path, folder / entry.name, follow_symlinks=False)
+    for name in names:
+        os.replace(staged / name, folder / name)
+    return folder
+
+
+def _publish_by_exchange(staged: Path, destination: Path, names: list[str], replaces: list[str]) -> None:
+    if sys.platform != "linux" or destination.resolve() == destination.resolve().parent or destination.is_symlink():
+        raise _NoExchange
+    destination = destination.resolve()
+    folder = None
+    try:
+        folder = _assemble(destination, staged, names, set(names) | set(replaces))
+        _exchange(folder, destination)  # the commit point: the one step a reader can see
+    except BaseException as exc:
+        if folder is not None:
+            for name in names:  # the new set goes back to staging, for the transaction or for nothing
+                if _exists(folder / name) and not _exists(staged / name):
+                    os.replace(folder / name, staged / name)
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, (OSError, _NoExchange)) and not is_disk_full(exc):
+            raise _NoExchange from None  # hard links or renameat2 refused here: the transaction instead
+        raise
+    shutil.rmtree(folder, ignore_errors=True)  # it now holds the old folder
+
+
+def _publish_by_transaction(staged: Path, destination: Path, names: list[str], replaces: list[str]) -> None:
     old = [n for n in dict.fromkeys([*names, *replaces]) if _exists(destination / n)]
     backup = _hidden_dir(destination, BACKUP_PREFIX)
     plan = {"pid": os.getpid(), "staged": staged.name, "backup": backup.name, "names": names, "old": old}

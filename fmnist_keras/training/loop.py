@@ -408,7 +408,7 @@ def _publish_run(trained, rows: list[dict], metrics: dict, workdir: Path) -> Non
         _write_log(rows, staged / "training_log.csv")
         plot_training_curves(rows, staged / "training_curves.png")
         write_json(staged / out.METRICS, metrics)
-        publish(staged, workdir, list(out.RUN_FILES), replaces=out.exported_files(workdir))
+        publish(staged, workdir, list(out.RUN_FILES), replaces=out.exported_files(workdir), whole_folder=True)
 
 
 @contextlib.contextmanager
