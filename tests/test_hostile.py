@@ -130,7 +130,8 @@ def test_predict_into_a_full_stdout_is_one_line(trained_run, fmnist, tmp_path):
 def test_a_second_train_into_a_folder_in_use_is_refused_and_the_first_finishes(tmp_path):
     import time
 
-    args = ["train", "--epochs", "2", "--max-train-images", "20000", "--output", str(tmp_path)]
+    # Three epochs of all the images: the first run is still training while the others start.
+    args = ["train", "--epochs", "3", "--output", str(tmp_path)]
     first = subprocess.Popen([sys.executable, "-m", "fmnist_keras", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)  # fmt: skip
     lock = tmp_path / ".train_state.lock"
@@ -138,9 +139,13 @@ def test_a_second_train_into_a_folder_in_use_is_refused_and_the_first_finishes(t
     while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert lock.read_text() == str(first.pid)
-    for extra in ([], ["--overwrite"]):
-        second = _fmnist(*args, *extra)
-        _one_error_line(second, 2, f"another fmnist train (pid {first.pid}) is using {tmp_path}")
+    others = [subprocess.Popen([sys.executable, "-m", "fmnist_keras", *args, *extra], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for extra in ([], ["--overwrite"])]  # fmt: skip
+    for other in others:
+        stdout, stderr = other.communicate(timeout=120)
+        _one_error_line(subprocess.CompletedProcess(other.args, other.returncode, stdout, stderr), 2,
+                        f"another fmnist train (pid {first.pid}) is using {tmp_path}")  # fmt: skip
+    assert first.poll() is None, "the first run finished before the others were refused: the test proved nothing"
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     assert (tmp_path / "metrics.json").is_file() and not lock.exists()
