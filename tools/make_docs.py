@@ -50,11 +50,11 @@ def web_screenshots(web: Path, target: Path) -> None:
     from PIL import Image
 
     from fmnist_keras.data.idx import load_data
-    from fmnist_keras.deploy.web import _big_picture, choose_picture, open_page
+    from fmnist_keras.deploy.web import big_picture, choose_picture, open_page
 
     shots = []
     with tempfile.TemporaryDirectory() as tmp:
-        picture = _big_picture(load_data().x_test[0], Path(tmp) / "boot.png")
+        picture = big_picture(load_data().x_test[0], Path(tmp) / "boot.png")
         for width, height in ((360, 740), (1280, 800)):
             with open_page(web, viewport={"width": width, "height": height}) as (page, _):
                 choose_picture(page, picture)

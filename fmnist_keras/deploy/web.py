@@ -106,7 +106,7 @@ def verify_web(web: Path, model_bytes: bytes, ref) -> dict:
     big = [int(i) for i in np.flatnonzero(python == labels)[:BIG_PICTURES]]  # pictures the file gets right
     with tempfile.TemporaryDirectory() as tmp, open_page(web) as (page, log):
         browser = classify_in_page(page, images)
-        pictures = [_big_picture(images[i], Path(tmp) / f"test{i}.png") for i in big]
+        pictures = [big_picture(images[i], Path(tmp) / f"test{i}.png") for i in big]
         answers = [choose_picture(page, path) for path in pictures]
         seen = {"browser": browser, "python": python, "version": page.context.browser.version,
                 "big": [(a, CLASS_NAMES[labels[i]]) for a, i in zip(answers, big, strict=True)]}  # fmt: skip
@@ -141,7 +141,7 @@ def choose_picture(page, path: Path) -> str:
     return page.inner_text("#top1")
 
 
-def _big_picture(image: np.ndarray, path: Path) -> Path:
+def big_picture(image: np.ndarray, path: Path) -> Path:
     """A test image as a person's picture: dark item on white, BIG_SCALE times larger."""
     from PIL import Image
 

@@ -3,7 +3,6 @@ other, int8's default io filled in) and the command line that reproduces it."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +39,6 @@ class ExportRequest:
                  "targets": frozenset(targets)}  # fmt: skip
         for name, value in fixed.items():
             object.__setattr__(self, name, value)
-
-    def replace(self, **changes) -> ExportRequest:
-        return dataclasses.replace(self, **changes)
 
     def wants(self, target: Target) -> bool:
         return target in self.targets
