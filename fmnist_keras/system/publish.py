@@ -20,6 +20,7 @@ by the next run in the same folder.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import itertools
 import json
@@ -286,8 +287,6 @@ def _check_staged(staged: Path, destination: Path, names: list[str]) -> None:
 
 def _exchange(first: Path, second: Path) -> None:
     """Swap two folders' names in one system call (Linux renameat2 RENAME_EXCHANGE)."""
-    import ctypes
-
     libc = ctypes.CDLL(None, use_errno=True)
     swap = getattr(libc, "renameat2", None)
     if swap is None:
