@@ -53,11 +53,12 @@ _SLOW_PUBLISH = textwrap.dedent('''
     from pathlib import Path
     from fmnist_keras.system import publish as files
     out = Path(sys.argv[1])
-    real_link = os.link
-    def slow_link(*args, **kwargs):  # widen the window a kill or a reader can hit
-        time.sleep(0.2)
-        return real_link(*args, **kwargs)
-    os.link = slow_link
+    def slowed(call):  # widen the window a kill or a reader can hit, whichever way it publishes
+        def slow(*args, **kwargs):
+            time.sleep(0.2)
+            return call(*args, **kwargs)
+        return slow
+    os.link, os.replace = slowed(os.link), slowed(os.replace)
     with files.staging_dir(out) as staged:
         for name, text in {new}.items():
             (staged / name).write_text(text)
@@ -87,18 +88,42 @@ def test_a_kill_9_mid_publish_leaves_the_old_folder_whole_and_the_next_run_clean
     assert _contents(out, with_staging=True) == before
 
 
+def _snapshot(fd: int, prefix: str = "") -> dict:
+    """Every file under an open folder and its text, read through the folder's descriptor: what a
+    reader that opened the folder once (an app, a copy, a sync) sees, whatever renames happen."""
+    found = {}
+    for entry in os.scandir(fd):
+        if entry.name.startswith(files.STAGING_PREFIX):
+            continue
+        if entry.is_dir():
+            sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            try:
+                found.update(_snapshot(sub, f"{prefix}{entry.name}/"))
+            finally:
+                os.close(sub)
+        else:
+            with open(os.open(entry.name, os.O_RDONLY, dir_fd=fd)) as f:
+                found[prefix + entry.name] = f.read()
+    return found
+
+
 def test_a_reader_sees_the_whole_old_set_or_the_whole_new_one(tmp_path):
     out = _folder(tmp_path)
     old, new = _contents(out), {**NEW, **FOREIGN}
     publisher = _slow_publisher(out)
     seen = set()
     while publisher.poll() is None:
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            snapshot = _contents(out)
-        except FileNotFoundError:  # a file vanished between listing and reading: read again
+            snapshot = _snapshot(fd)
+        except FileNotFoundError:  # this reader held the old folder while it was removed after the swap
             continue
-        assert snapshot in (old, new), snapshot
-        seen.add("new" if snapshot == new else "old")
+        finally:
+            os.close(fd)
+        # The new set, whole; or the old one (whole, or with files gone as it is removed after the
+        # swap): never a mix of the two.
+        assert snapshot == new or snapshot.items() <= old.items(), snapshot
+        seen.add("new" if snapshot == new else "old" if snapshot == old else "partly removed")
     assert publisher.returncode == 0 and _contents(out) == new
     assert "old" in seen  # the reader did look while the publish was under way
 
