@@ -411,10 +411,14 @@ def test_an_interrupt_during_a_finaliser_is_not_lost():
     assert "Exception ignored" not in proc.stderr
 
 
-def test_no_cpp_compiler_fails_the_micro_check(monkeypatch):
+def test_no_cpp_compiler_is_refused_before_work_and_fails_the_micro_check(monkeypatch):
     from fmnist_keras.deploy import micro
+    from fmnist_keras.errors import MissingRuntime
+    from fmnist_keras.system import optional
 
-    monkeypatch.setattr(micro.shutil, "which", lambda _: None)
+    monkeypatch.setattr(optional.shutil, "which", lambda _: None)
+    with pytest.raises(MissingRuntime, match="--quantize int8 needs a C.. compiler, which is not installed; .*g\\+\\+"):
+        optional.require([("c++", "--quantize int8")])
     header, source = micro.to_c_source(b"\x01\x02", micro.C_SYMBOL, "model_int8.h")
     with pytest.raises(RuntimeError, match="no C.. compiler"):
         micro.compile_check(header, source, "model_int8.h")
