@@ -189,3 +189,16 @@ def test_a_zip_bomb_posing_as_a_keras_file_is_refused_unread(tmp_path):
     assert bomb.stat().st_size < 1_000_000
     with pytest.raises(ModelFileError, match="would unpack to"):
         load_trained_model(bomb)
+
+
+def test_a_phone_photo_is_read_upright_as_its_exif_orientation_says(fmnist, tmp_path):
+    from PIL import Image
+
+    boot = np.kron(255 - fmnist.x_test[0], np.ones((8, 8), dtype=np.uint8))  # dark on white, upright
+    upright, sideways = tmp_path / "upright.jpg", tmp_path / "sideways.jpg"
+    Image.fromarray(boot).save(upright, quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view": how phones store a portrait photo
+    Image.fromarray(np.rot90(boot, 1)).save(sideways, quality=95, exif=exif)
+    difference = np.abs(load_image(sideways).astype(int) - load_image(upright).astype(int))
+    assert difference.max() <= 8  # the same picture (JPEG noise aside), not a rotated one
