@@ -50,7 +50,7 @@ from fmnist_keras.system.publish import (
 # Below this, the float model itself is poor (the default recipe reaches about 92 %): the gate
 # compares artifacts with it, so they pass as faithful copies of a bad model. Say so.
 LOW_FLOAT_ACCURACY = 0.80
-def read_training_metrics(path: Path, model_path: Path) -> dict | None:
+def read_training_metrics(path: Path, model_sha256: str) -> dict | None:
     """The metrics.json `fmnist train` wrote beside the model (recipe and accuracy), or None if absent.
 
     The recipe steers the fine-tunes and the model card, so a damaged file is refused, not guessed at,
@@ -60,9 +60,10 @@ def read_training_metrics(path: Path, model_path: Path) -> dict | None:
         return None
     metrics = _parse_metrics(path)
     recorded = metrics.get("model_sha256")
-    if recorded is not None and recorded != file_sha256(model_path):
-        raise ModelFileError(f"{path} describes another model than {model_path} (model_sha256 {str(recorded)[:12]}…, "
-                             f"the file's is {file_sha256(model_path)[:12]}…); move it away or retrain")  # fmt: skip
+    if recorded is not None and recorded != model_sha256:
+        raise ModelFileError(f"{path} describes another model than the one beside it (model_sha256 "
+                             f"{str(recorded)[:12]}…, the model's is {model_sha256[:12]}…); "
+                             "move it away or retrain")  # fmt: skip
     return metrics
 
 
@@ -167,15 +168,16 @@ class _Export:
         """Load and check everything before any conversion: a bad model or bad data fails here."""
 
         model = load_trained_model(request.model_path)
+        model_sha256 = file_sha256(request.model_path)
         data = load_data(request.data_dir)
-        training = read_training_metrics(request.model_path.parent / out.METRICS, request.model_path)
+        training = read_training_metrics(request.model_path.parent / out.METRICS, model_sha256)
         if request.quantize is Quantize.int8 and representative is None:
             config = request.config
             representative = calibration_images(data.x_train, data.y_train, config.calibration_samples, config.seed)
         labels = data.y_test.astype(np.int64)
         log(f"Verifying on {len(labels):,} test images from {data.source}")
         ref = Reference(data.x_test, labels, keras_logits(model, data.x_test), request.config)
-        return cls(request, ExportInputs(model, data, training, representative), ref, log)
+        return cls(request, ExportInputs(model, data, training, representative, model_sha256), ref, log)
 
     def variants(self) -> list:
         """(file name, method, maker) of every .tflite to make: float32 always, then what was asked."""
@@ -198,7 +200,7 @@ class _Export:
         web = self.stage_web(staged) if self.request.wants(Target.web) else None
         return {
             **_verdict([keras_row, *artifacts], [c for c in (micro, web) if c], warnings),
-            **_provenance(self.request, self.inputs.data, self.calibration()),
+            **_provenance(self.request, self.inputs, self.calibration()),
             **_model_facts(self.model, self.ref),
             "artifacts": [keras_row, *artifacts],
             "micro": micro,
@@ -255,7 +257,7 @@ class _Export:
     def stage_mediapipe(self, staged: Path) -> dict:
 
         self.log(f"Converting {MEDIAPIPE_FILE} and verifying it with {RUNTIME}")
-        version = f"{__version__}+{file_sha256(self.request.model_path)[:12]}"  # names the trained model, too
+        version = f"{__version__}+{self.inputs.model_sha256[:12]}"  # names the trained model, too
         return stage_mediapipe(self.model, self.inputs.representative, staged, self.ref, version)
 
 
@@ -268,15 +270,15 @@ def _verdict(artifacts: list[dict], targets: list[dict], warnings: list[str]) ->
     return {"passed": not failures, "failures": failures, "warnings": warnings, "files": files}
 
 
-def _provenance(request: ExportRequest, data, representative) -> dict:
+def _provenance(request: ExportRequest, inputs: ExportInputs, representative) -> dict:
     """Where the report's figures come from: command, model, data, calibration, config."""
-
+    data = inputs.data
     config = request.config
     return {
         "command": request.command_line(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": str(request.model_path),
-        "model_sha256": file_sha256(request.model_path),
+        "model_sha256": inputs.model_sha256,
         "test_images": len(data.y_test),
         "data_dir": str(data.source),
         "calibration": (

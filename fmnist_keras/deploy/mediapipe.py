@@ -37,13 +37,14 @@ from fmnist_keras import output_files as out
 from fmnist_keras.compat.mediapipe import CHECKED_ON as MEDIAPIPE_CHECKED_ON
 from fmnist_keras.compat.mediapipe import metadata_writers, set_general_metadata
 from fmnist_keras.contract import CLASS_NAMES, LUMA, RGB_SHAPE, SIDE, as_rgb
-from fmnist_keras.errors import FmnistError, first_line
+from fmnist_keras.errors import FmnistError, MissingRuntime, first_line
 from fmnist_keras.export.converters import IODType, Quantize, to_tflite
 from fmnist_keras.export.gate import compare_classes
 from fmnist_keras.export.op_checks import deployability_problems
 from fmnist_keras.export.variants import gzip_size
 from fmnist_keras.runtimes.backends import io_details
 from fmnist_keras.runtimes.tflite_file import op_names
+from fmnist_keras.system import optional
 from fmnist_keras.system.native_logs import native_stderr_silenced
 
 MEDIAPIPE_FILE = out.MEDIAPIPE
@@ -199,11 +200,9 @@ def classify(model_bytes: bytes, images: np.ndarray, big_index: int = 0) -> dict
     try:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
-    except ImportError as exc:
-        raise FmnistError(
-            f"--target mediapipe needs the mediapipe package ({first_line(exc)}); run `make setup`, or "
-            f"`pip install mediapipe=={MEDIAPIPE_VERSION}` after fmnist-keras (see README)"
-        ) from None
+    except ImportError as exc:  # a library caller that skipped system.optional.require
+        problem = optional.RUNTIMES["mediapipe"].problem("--target mediapipe")
+        raise MissingRuntime(problem or f"mediapipe does not import ({first_line(exc)})") from None
 
     options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_buffer=model_bytes), max_results=1)
     indices, names = [], []

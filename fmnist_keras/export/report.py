@@ -7,6 +7,7 @@ import io
 
 from fmnist_keras.config import TrainConfig
 from fmnist_keras.contract import CLASS_NAMES
+from fmnist_keras.system import onednn
 
 _RUNTIMES = {"keras": "Keras", "saved_model": "TensorFlow", "tflite": "LiteRT"}
 
@@ -170,8 +171,7 @@ def report_markdown(report: dict) -> str:
         out.write("\n## Web page\n\n" + _web_sentence(report["web"]) + ". Open it with `fmnist serve`.\n")
     out.write("\n## Versions\n\n" + "".join(f"- {k}: {v}\n" for k, v in report["versions"].items()))
     if report.get("onednn"):
-        out.write(f"- TensorFlow's oneDNN kernels: {'on' if report['onednn']['enabled'] else 'off'} "
-                  f"({report['onednn']['decided_by']})\n")  # fmt: skip
+        out.write(f"- TensorFlow's {onednn.describe(report['onednn'])}\n")
     return out.getvalue()
 
 
@@ -191,7 +191,7 @@ def _kernels(training: dict) -> str:
     state = training.get("onednn")
     if not state:
         return ""
-    return f" with TensorFlow's oneDNN kernels {'on' if state['enabled'] else 'off'} ({state['decided_by']})"
+    return f" with TensorFlow's {onednn.describe(state)}"
 
 
 def _confusions_sentence(most_confused: list[dict]) -> str:

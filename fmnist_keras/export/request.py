@@ -82,6 +82,7 @@ class ExportInputs:
     data: Any  # data.idx.FashionMNIST
     training: dict | None  # the metrics.json `fmnist train` wrote beside the model (None: absent)
     representative: np.ndarray | None  # int8 calibration images (None without --quantize int8)
+    model_sha256: str  # of the .keras file: names the model in the report, metadata and metrics check
 
 
 

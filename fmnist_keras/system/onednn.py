@@ -56,7 +56,6 @@ DECIDED_BY = choose()
 
 def enabled() -> bool:
     """Whether TensorFlow runs its oneDNN kernels in this process (TensorFlow's own answer)."""
-
     return onednn_enabled()
 
 
@@ -65,6 +64,8 @@ def state() -> dict:
     return {"enabled": enabled(), "decided_by": DECIDED_BY}
 
 
-def describe() -> str:
-    """One line: "oneDNN on (turned on by fmnist on this x86-64 CPU)"."""
-    return f"oneDNN {'on' if enabled() else 'off'} ({DECIDED_BY})"
+def describe(recorded: dict | None = None) -> str:
+    """One line: "oneDNN on (turned on by fmnist on this x86-64 CPU)", for this process or for a
+    `state()` recorded in metrics.json or report.json."""
+    recorded = recorded or state()
+    return f"oneDNN {'on' if recorded['enabled'] else 'off'} ({recorded['decided_by']})"
