@@ -87,7 +87,10 @@ def _finite(value: float) -> float:
     return value
 
 
-def _interrupted(what_now: str) -> typer.Exit:
+def _interrupted(what_now: str, exc: BaseException) -> typer.Exit:
+    """The one line for a Ctrl-C (`exc` caught as interrupts.CAUGHT); anything else goes on up."""
+    if not interrupts.is_interrupt(exc):
+        raise exc
     typer.secho(f"interrupted: {what_now}", err=True, fg=typer.colors.RED)
     return typer.Exit(130)
 
@@ -192,8 +195,9 @@ def train(
         metrics = train_and_evaluate(config, output, context)
     except FmnistError as error:
         raise _fail(error) from None
-    except KeyboardInterrupt:
-        raise _interrupted(f"run the same command again to resume from the last completed epoch in {output}") from None
+    except interrupts.CAUGHT as exc:
+        resume = f"run the same command again to resume from the last completed epoch in {output}"
+        raise _interrupted(resume, exc) from None
     if not metrics["chief"]:
         typer.echo(f"{metrics['task']} trained {metrics['epochs_run']} epochs; the chief writes the model")
         return
@@ -302,8 +306,8 @@ def export(
         if isinstance(error, VerificationFailed) and error.report:
             typer.echo(terminal_summary(error.report))
         raise _fail(error) from None
-    except KeyboardInterrupt:
-        raise _interrupted(f"nothing was published; {output} is as it was") from None
+    except interrupts.CAUGHT as exc:
+        raise _interrupted(f"nothing was published; {output} is as it was", exc) from None
     typer.echo(terminal_summary(report))
     typer.echo(f"published to {output}/ (report.md, MODEL_CARD.md, report.json)")
 
@@ -330,8 +334,8 @@ def evaluate(
         report = evaluate_artifacts(artifacts, output, data_dir=data_dir, gallery=gallery)
     except FmnistError as error:
         raise _fail(error) from None
-    except KeyboardInterrupt:
-        raise _interrupted(f"nothing was written; {output} is as it was") from None
+    except interrupts.CAUGHT as exc:
+        raise _interrupted(f"nothing was written; {output} is as it was", exc) from None
     for result in report["results"]:
         typer.echo(f"{result['artifact']} ({result['kind']}): accuracy {result['accuracy']:.2%} "
                    f"on {result['images']:,} test images")  # fmt: skip

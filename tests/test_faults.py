@@ -510,3 +510,15 @@ def test_a_decompression_bomb_is_named_and_pillow_stays_quiet(size, expected, tm
         warnings.simplefilter("error")  # a leaked DecompressionBombWarning would fail here
         with pytest.raises(ImageError, match=re.escape(expected)):
             load_image(bomb)
+
+
+def test_a_ctrl_c_that_tensorflow_reports_as_a_runtime_error_is_still_an_interrupt():
+    # Seen in a real export: the signal landed while TensorFlow's pybind11 layer built an
+    # InvalidArgumentError, and it raised this RuntimeError instead of KeyboardInterrupt.
+    from fmnist_keras.system import interrupts
+
+    replaced = RuntimeError("pybind11::error_already_set: MISMATCH of original and normalized active exception "
+                            "types: ORIGINAL InvalidArgumentError REPLACED BY KeyboardInterrupt: <EMPTY MESSAGE>")  # fmt: skip
+    assert interrupts.is_interrupt(replaced) and interrupts.is_interrupt(KeyboardInterrupt())
+    assert not interrupts.is_interrupt(RuntimeError("a real bug"))
+    assert isinstance(replaced, interrupts.CAUGHT)

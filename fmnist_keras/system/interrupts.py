@@ -32,6 +32,18 @@ def _redeliver_lost_interrupt(unraisable) -> None:
         _default_unraisablehook(unraisable)
 
 
+# What a Ctrl-C can surface as. TensorFlow's pybind11 layer, when the interrupt lands while it
+# builds one of its own exceptions, raises RuntimeError("... REPLACED BY KeyboardInterrupt ...").
+CAUGHT = (KeyboardInterrupt, RuntimeError)
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """A Ctrl-C or SIGTERM, however the native code it interrupted reports it."""
+    return isinstance(exc, KeyboardInterrupt) or (
+        isinstance(exc, RuntimeError) and "REPLACED BY KeyboardInterrupt" in str(exc)
+    )
+
+
 def install() -> None:
     """SIGINT and SIGTERM (kill, a container stopping) raise KeyboardInterrupt, even where SIGINT
     was inherited as ignored (a background job of a script), and none is swallowed by a `__del__`."""
