@@ -517,8 +517,10 @@ def test_a_ctrl_c_that_tensorflow_reports_as_a_runtime_error_is_still_an_interru
     # InvalidArgumentError, and it raised this RuntimeError instead of KeyboardInterrupt.
     from fmnist_keras.system import interrupts
 
-    replaced = RuntimeError("pybind11::error_already_set: MISMATCH of original and normalized active exception "
-                            "types: ORIGINAL InvalidArgumentError REPLACED BY KeyboardInterrupt: <EMPTY MESSAGE>")  # fmt: skip
+    replaced = RuntimeError(
+        "pybind11::error_already_set: MISMATCH of original and normalized active exception types: "
+        "ORIGINAL InvalidArgumentError REPLACED BY KeyboardInterrupt: <EMPTY MESSAGE>"
+    )
     assert interrupts.is_interrupt(replaced) and interrupts.is_interrupt(KeyboardInterrupt())
     assert not interrupts.is_interrupt(RuntimeError("a real bug"))
     assert isinstance(replaced, interrupts.CAUGHT)
