@@ -55,32 +55,81 @@ def replace_file(folder: Path, stem: str, payload: bytes) -> Path:
     return folder / stem
 
 
+def _train(tmp_path_factory, data_dir: Path, name: str, **changes) -> Path:
+    from fmnist_keras.training.loop import RunContext, train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp(name)
+    config = dataclasses.replace(TrainConfig(), warmup_epochs=0, **changes)
+    train_and_evaluate(config, workdir, RunContext(data_dir=data_dir, verbose=0, log=lambda *_: None))
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, real_data_dir) -> Path:
     """A briefly trained model (2 epochs on all real training images, ~88 %), shared by export tests.
 
     Batch 128 rather than the default 64: a third less time on a slow 2-core CPU.
     """
-    from fmnist_keras.training.loop import RunContext, train_and_evaluate
+    return _train(tmp_path_factory, real_data_dir, "trained", epochs=2, batch_size=128)
 
-    workdir = tmp_path_factory.mktemp("trained")
-    config = dataclasses.replace(TrainConfig(), epochs=2, warmup_epochs=0, batch_size=128)
-    train_and_evaluate(config, workdir, RunContext(data_dir=real_data_dir, verbose=0, log=lambda *_: None))
-    return workdir
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory, real_data_dir) -> Path:
+    """A real run in seconds (one epoch on 1,000 images, ~65 %), for the tests of bad input and
+    file handling, which never judge what the model learned."""
+    return _train(tmp_path_factory, real_data_dir, "quick", epochs=1, batch_size=100, max_train_images=1000)
+
+
+@pytest.fixture(scope="session")
+def demo_export(trained_run, tmp_path_factory) -> tuple[Path, str]:
+    """`make demo`'s export of the trained fixture (int8, the MediaPipe file, the web page), made
+    once for every test of what it publishes: (folder, what the CLI printed). Read-only: a test
+    that changes a file works on a copy."""
+    from typer.testing import CliRunner
+
+    from fmnist_keras.cli import app
+
+    folder = tmp_path_factory.mktemp("demo_export")
+    args = ["export", "--model", str(trained_run / "model.keras"), "--quantize", "int8",
+            "--target", "mediapipe", "--target", "web", "--output", str(folder)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return folder, result.output
 
 
 @pytest.fixture
 def model_copy(trained_run, tmp_path) -> Path:
     """The shared trained model copied beside its metrics, so a test may export next to it."""
+    return _copy_run(trained_run, tmp_path)
+
+
+@pytest.fixture
+def quick_model_copy(quick_run, tmp_path) -> Path:
+    """The quick run's model copied beside its metrics, so a test may change or export next to it."""
+    return _copy_run(quick_run, tmp_path)
+
+
+def _copy_run(run: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "run"
     folder.mkdir()
     for name in ("model.keras", "metrics.json"):
-        shutil.copy(trained_run / name, folder / name)
+        shutil.copy(run / name, folder / name)
     return folder / "model.keras"
 
 
+# What the fast lane (`make test-fast`, `-m "not slow"`) can never afford: training the 2-epoch
+# model, about 25 s on a 2-core CPU, and the exports made from it.
+TRAINS_FOR_REAL = {"trained_run", "model_copy", "demo_export"}
+
+
 def pytest_collection_modifyitems(items):
-    """A test that needs the trained fixture trains (or converts) for real: it is slow by definition."""
-    for item in items:
-        if {"trained_run", "model_copy"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+    """Tests are marked slow by hand, by what they cost (`pytest --durations`): seconds of
+    training, conversion, a 10,000-image verification or a browser. One that needs the trained
+    model but is not marked would drag that training into the fast lane: a collection error."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if TRAINS_FOR_REAL & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow")
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"mark these @pytest.mark.slow (they train or export for real): {unmarked}")

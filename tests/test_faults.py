@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -203,15 +204,16 @@ def test_a_nan_model_is_refused_at_load_naming_the_layer(tmp_path, fmnist):
         (None, "Is a directory"),
     ],
 )
-def test_a_damaged_metrics_json_beside_the_model_is_refused(metrics, expected, model_copy, tmp_path):
-    target = model_copy.parent / "metrics.json"
+def test_a_damaged_metrics_json_beside_the_model_is_refused(metrics, expected, quick_model_copy, tmp_path):
+    target = quick_model_copy.parent / "metrics.json"
     target.unlink()
     if metrics is None:
         target.mkdir()
     else:
         target.write_text(metrics)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["export", "--model", str(model_copy), "--output", str(out), "--quantize", "int8"])
+    args = ["export", "--model", str(quick_model_copy), "--output", str(out), "--quantize", "int8"]
+    result = runner.invoke(app, args)
     assert_one_clean_error(result, 2, expected)
     assert not out.exists()
 
@@ -234,10 +236,10 @@ def _npy_with_header(path: Path, shape) -> None:
         (lambda p: p.mkdir(), "is a folder"),
     ],
 )
-def test_bad_npy_files_get_one_line_and_never_allocate(make, expected, trained_run, tmp_path):
+def test_bad_npy_files_get_one_line_and_never_allocate(make, expected, quick_run, tmp_path):
     bad = tmp_path / "bad.npy"
     make(bad)
-    result = runner.invoke(app, ["predict", str(trained_run / "model.keras"), str(bad)])
+    result = runner.invoke(app, ["predict", str(quick_run / "model.keras"), str(bad)])
     assert_one_clean_error(result, 1, expected)
     assert "allow_pickle" not in result.output
 
@@ -332,15 +334,16 @@ def test_a_full_disk_during_training_is_one_line_and_leaves_no_state(tmp_path, m
     assert not (out / ".train_state").exists() and not (out / "model.keras").exists()
 
 
-def test_exports_into_one_folder_replace_each_other_whole(model_copy, tmp_path, monkeypatch):
-    """int8, then a failed float-only export (disk full), then a float-only one."""
+@pytest.mark.slow
+def test_exports_into_one_folder_replace_each_other_whole(demo_export, trained_run, tmp_path, monkeypatch):
+    """`make demo`'s set (int8, MediaPipe, web), then a failed float-only export (disk full), then a float-only one."""
     from fmnist_keras.commands import export as pipeline
 
     out = tmp_path / "export"
-    args = ["export", "--model", str(model_copy), "--output", str(out)]
-    assert runner.invoke(app, [*args, "--quantize", "int8"]).exit_code == 0
+    shutil.copytree(demo_export[0], out, symlinks=True)
+    args = ["export", "--model", str(trained_run / "model.keras"), "--output", str(out)]
     before = folder_state(out)
-    assert "model_int8.cc" in before
+    assert "model_int8.cc" in before and "web" in before
 
     def no_space(*_):
         raise OSError(28, "No space left on device")
@@ -449,10 +452,10 @@ def test_an_interrupt_after_the_last_epoch_resumes_without_retraining(tmp_path, 
     assert not (out / ".train_state").exists()
 
 
-def test_wrong_kinds_of_path_are_named_for_what_they_are(trained_run, tmp_path):
+def test_wrong_kinds_of_path_are_named_for_what_they_are(quick_run, tmp_path):
     not_a_folder = tmp_path / "data.txt"
     not_a_folder.write_text("a file")
-    model = str(trained_run / "model.keras")
+    model = str(quick_run / "model.keras")
     result = runner.invoke(app, ["evaluate", model, "--output", str(tmp_path / "e.json")],
                            env={"FMNIST_DATA": str(not_a_folder)})  # fmt: skip
     assert_one_clean_error(result, 2, "is a file, not a folder")

@@ -97,30 +97,29 @@ def test_a_folder_named_metrics_json_is_not_a_finished_run(tmp_path):
     assert result.exit_code == 2 and "is a folder, not a finished run's metrics" in result.output
 
 
-@pytest.mark.slow
-def test_a_metrics_json_of_another_model_or_with_nan_is_refused(model_copy, tmp_path):
+def test_a_metrics_json_of_another_model_or_with_nan_is_refused(quick_model_copy, tmp_path):
     from fmnist_keras.model.cnn import build_model
 
-    metrics = model_copy.parent / "metrics.json"
+    metrics = quick_model_copy.parent / "metrics.json"
     record = json.loads(metrics.read_text())
     assert len(record["model_sha256"]) == 64  # fmnist train ties metrics.json to its model file
     build_model().save(tmp_path / "other.keras")
-    shutil.copy(tmp_path / "other.keras", model_copy)  # another model beside the same metrics.json
-    result = runner.invoke(app, ["export", "--model", str(model_copy), "--output", str(tmp_path / "o")])
+    shutil.copy(tmp_path / "other.keras", quick_model_copy)  # another model beside the same metrics.json
+    result = runner.invoke(app, ["export", "--model", str(quick_model_copy), "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "describes another model than" in result.output
     record.pop("model_sha256")
     metrics.write_text(json.dumps(record).replace(f'"test_accuracy": {record["test_accuracy"]}',
                                                   '"test_accuracy": NaN'))  # fmt: skip
-    result = runner.invoke(app, ["export", "--model", str(model_copy), "--output", str(tmp_path / "o")])
+    result = runner.invoke(app, ["export", "--model", str(quick_model_copy), "--output", str(tmp_path / "o")])
     assert result.exit_code == 2 and "test_accuracy is nan, not a finite number" in result.output
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.slow
-def test_predict_into_a_full_stdout_is_one_line(trained_run, fmnist, tmp_path):
+@pytest.mark.slow  # starts TensorFlow in a new process: seconds
+def test_predict_into_a_full_stdout_is_one_line(quick_run, fmnist, tmp_path):
     np.save(tmp_path / "x.npy", fmnist.x_test[:3])
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "-m", "fmnist_keras", "predict", str(trained_run / "model.keras"),
+        done = subprocess.run([sys.executable, "-m", "fmnist_keras", "predict", str(quick_run / "model.keras"),
                                str(tmp_path / "x.npy")], stdout=full, stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == "error: cannot write the output (No space left on device)"
@@ -130,8 +129,10 @@ def test_predict_into_a_full_stdout_is_one_line(trained_run, fmnist, tmp_path):
 def test_a_second_train_into_a_folder_in_use_is_refused_and_the_first_finishes(tmp_path):
     import time
 
-    # Three epochs of all the images: the first run is still training while the others start.
-    args = ["train", "--epochs", "3", "--output", str(tmp_path)]
+    # The first run trains 12 short epochs (4,000 images each: 5 s or more of training after its
+    # lock, on the fastest CPU we have) while the others start, load the data and are refused:
+    # about 2 s. The assert below says so if a machine ever outruns that.
+    args = ["train", "--epochs", "12", "--max-train-images", "4000", "--output", str(tmp_path)]
     first = subprocess.Popen([sys.executable, "-m", "fmnist_keras", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)  # fmt: skip
     lock = tmp_path / ".train_state.lock"

@@ -29,6 +29,7 @@ def _by_name(report):
     return {a["name"]: a for a in report["artifacts"]}
 
 
+@pytest.mark.slow
 def test_int8_export_is_verified_deployable_and_published(model_copy, tmp_path, fmnist):
     out = tmp_path / "export"
     result = runner.invoke(app, ["export", "--model", str(model_copy), "--quantize", "int8", "--output", str(out)])
@@ -125,6 +126,7 @@ def converted(trained_run, fmnist):
     return convert
 
 
+@pytest.mark.slow
 def test_uint8_io_takes_raw_pixel_bytes(converted, fmnist):
     model_bytes, logits, reference = converted("int8", "uint8")
     assert io_details(model_bytes)["input"] == {"dtype": "uint8", "shape": [1, 28, 28, 1], "scale": 1.0,
@@ -133,6 +135,7 @@ def test_uint8_io_takes_raw_pixel_bytes(converted, fmnist):
     assert compare(logits, reference, fmnist.y_test)["agreement"] >= 0.98
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["float16", "dynamic"])
 def test_float16_and_dynamic_files_pass_the_gates_rules(mode, converted, fmnist):
     model_bytes, logits, reference = converted(mode)
@@ -143,6 +146,7 @@ def test_float16_and_dynamic_files_pass_the_gates_rules(mode, converted, fmnist)
     assert metrics["agreement"] >= 0.98
 
 
+@pytest.mark.slow
 def test_gate_fails_on_black_calibration_and_publishes_nothing(model_copy, tmp_path):
     out = tmp_path / "export"
     out.mkdir()
@@ -235,11 +239,11 @@ def _wrong_shape_model(path):
         (None, ["--model", "{model}", "--output", "{tmp}/file/sub"], "cannot write to output folder"),
     ],
 )
-def test_bad_export_input_gives_a_clear_error(make, args, expected, model_copy, tmp_path):
+def test_bad_export_input_gives_a_clear_error(make, args, expected, quick_model_copy, tmp_path):
     (tmp_path / "file").write_text("a file, not a folder")
     if make:
         make(tmp_path / "bad.keras")
-    args = [a.format(tmp=tmp_path, model=model_copy) for a in args]
+    args = [a.format(tmp=tmp_path, model=quick_model_copy) for a in args]
     if "--output" not in args:
         args += ["--output", str(tmp_path / "out")]
     result = runner.invoke(app, ["export", *args])

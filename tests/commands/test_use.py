@@ -12,20 +12,19 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fmnist_keras.cli import app
-from fmnist_keras.commands.export import export_and_validate
 from fmnist_keras.contract import CLASS_NAMES
-from fmnist_keras.export.request import ExportRequest
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exported")
-    report = export_and_validate(ExportRequest(trained_run / "model.keras", out, quantize="int8"), log=lambda *_: None)
+def exported(demo_export):
+    out, _ = demo_export
+    report = json.loads((out / "report.json").read_text())
     return out, {a["name"]: a for a in report["artifacts"]}
 
 
+@pytest.mark.slow
 def test_evaluate_matches_the_export_report_and_compares_two(exported, trained_run, tmp_path):
     out, artifacts = exported
     target = tmp_path / "eval.json"
@@ -53,6 +52,7 @@ def test_evaluate_matches_the_export_report_and_compares_two(exported, trained_r
     assert "precision" in result.output and "most confused" in result.output
 
 
+@pytest.mark.slow
 def test_evaluate_saved_model_folder(exported, tmp_path):
     out, artifacts = exported
     result = runner.invoke(app, ["evaluate", str(out / "saved_model"), "--output", str(tmp_path / "e.json")])
@@ -61,6 +61,7 @@ def test_evaluate_saved_model_folder(exported, tmp_path):
     assert accuracy == pytest.approx(artifacts["saved_model"]["accuracy"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("invert", ["yes", "auto"])
 def test_predict_recovers_labels_of_resized_inverted_rgb_photos(invert, exported, fmnist, tmp_path):
     out, _ = exported
@@ -76,7 +77,7 @@ def test_predict_recovers_labels_of_resized_inverted_rgb_photos(invert, exported
     assert np.mean(np.array(predicted) == np.array(truth)) >= 0.85
 
 
-def test_predict_reports_each_bad_file_and_classifies_the_rest(trained_run, fmnist, tmp_path):
+def test_predict_reports_each_bad_file_and_classifies_the_rest(quick_run, fmnist, tmp_path):
     good = tmp_path / "good.png"
     Image.fromarray(fmnist.x_test[0]).save(good)
     (tmp_path / "text.png").write_text("not an image")
@@ -94,7 +95,7 @@ def test_predict_reports_each_bad_file_and_classifies_the_rest(trained_run, fmni
     np.save(bad_npy, np.zeros((2, 32, 32), dtype=np.float32))
     files = [good, tmp_path / "text.png", tmp_path / "empty.jpg", tmp_path / "cut.png", big, tmp_path / "nope.png",
              rgba16, gif, npy, bad_npy]  # fmt: skip
-    result = runner.invoke(app, ["predict", str(trained_run / "model.keras"), *map(str, files), "--invert", "no"])
+    result = runner.invoke(app, ["predict", str(quick_run / "model.keras"), *map(str, files), "--invert", "no"])
     assert result.exit_code == 1, result.output
     for expected in ("text.png: not an image", "empty.jpg: empty file", "cut.png: truncated or corrupt",
                      "huge.png: 8000x7000 is over 50 megapixels", "nope.png: no such file",
@@ -127,6 +128,7 @@ def bench_json(exported, tmp_path_factory):
     return target
 
 
+@pytest.mark.slow
 def test_bench_returns_ordered_percentiles(bench_json):
     rows = json.loads(bench_json.read_text())["results"]
     assert [r["kind"] for r in rows] == ["tflite", "saved_model"]
@@ -135,6 +137,7 @@ def test_bench_returns_ordered_percentiles(bench_json):
     assert rows[1]["throughput_batch"] == 256
 
 
+@pytest.mark.slow
 def test_bench_says_when_xnnpack_ran_with_amx(bench_json):
     # XNNPACK asks Linux for the AMX tiles where the CPU has them, and its int8 kernels then run
     # on them (3.5x slower for this model at batch 1 on a Xeon): the row and the table say so.
@@ -151,6 +154,7 @@ def test_bench_says_when_xnnpack_ran_with_amx(bench_json):
     assert asked == "False"  # nothing has asked yet in a fresh process
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "payload", "expected"),
     [
@@ -170,6 +174,7 @@ def test_bench_refuses_a_bad_artifact_before_timing_anything(name, payload, expe
     assert not target.exists()
 
 
+@pytest.mark.slow
 def test_measured_latency_is_above_the_cpu_floor(bench_json):
     """The floor tool's peak is an upper bound: no measured p50 may beat it (a wrong peak would)."""
     tool = Path(__file__).parents[2] / "tools" / "bench_cpu_floor.py"

@@ -17,22 +17,20 @@ from fmnist_keras.runtimes.backends import io_details
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def mediapipe_export(trained_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mediapipe")
-    args = ["export", "--model", str(trained_run / "model.keras"), "--quantize", "int8", "--target", "mediapipe"]
-    result = runner.invoke(app, [*args, "--output", str(out)])
-    assert result.exit_code == 0, result.output
-    return out, result.output
+@pytest.fixture
+def mediapipe_export(demo_export):
+    return demo_export
 
 
+@pytest.mark.slow
 def test_the_real_client_classifies_the_published_file(mediapipe_export, fmnist):
     out, output = mediapipe_export
     report = json.loads((out / "report.json").read_text())
     row = next(a for a in report["artifacts"] if a["name"] == MEDIAPIPE_FILE)
     assert row["runtime"].startswith("MediaPipe Tasks ImageClassifier") and not row["failures"]
-    # The recorded command reproduces the export: --io contradicts --target mediapipe, so it is left out.
-    assert "--quantize int8 --target mediapipe" in report["command"] and "--io" not in report["command"]
+    # The recorded command reproduces the export: --io contradicts --target mediapipe, so it is left
+    # out, and so is --target mediapipe, which --target web implies.
+    assert "--quantize int8 --target web --output" in report["command"] and "--io" not in report["command"]
     assert "MediaPipe Tasks ImageClassifier" in output
     model_bytes = (out / MEDIAPIPE_FILE).read_bytes()
 
@@ -48,6 +46,7 @@ def test_the_real_client_classifies_the_published_file(mediapipe_export, fmnist)
     assert row["big_picture"]["side"] == BIG_SIDE
 
 
+@pytest.mark.slow
 def test_the_file_meets_mediapipes_contract_and_ours(mediapipe_export):
     out, _ = mediapipe_export
     model_bytes = (out / MEDIAPIPE_FILE).read_bytes()
@@ -57,6 +56,7 @@ def test_the_file_meets_mediapipes_contract_and_ours(mediapipe_export):
     assert deployability_problems(model_bytes, full_integer=True) == []
 
 
+@pytest.mark.slow
 def test_what_we_wrote_in_the_metadata_is_what_mediapipe_reads(mediapipe_export):
     from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
 
@@ -70,6 +70,7 @@ def test_what_we_wrote_in_the_metadata_is_what_mediapipe_reads(mediapipe_export)
     assert meta["min_parser_version"] == "1.0.0"  # normalization and axis labels are 1.0.0 fields
 
 
+@pytest.mark.slow
 def test_a_file_mediapipe_rejects_fails_with_its_reason(mediapipe_export, fmnist):
     out, _ = mediapipe_export
     grey_int8 = (out / "model_int8.tflite").read_bytes()  # int8, one channel: not for ImageClassifier
@@ -97,6 +98,7 @@ def test_options_that_contradict_the_target_are_usage_errors(args, expected, tmp
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_evaluate_predict_and_bench_take_the_mediapipe_file(mediapipe_export, fmnist, tmp_path):
     out, _ = mediapipe_export
     model = str(out / MEDIAPIPE_FILE)

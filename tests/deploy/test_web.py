@@ -28,14 +28,9 @@ runner = CliRunner()
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def web_export(trained_run, tmp_path_factory):
-    out_dir = tmp_path_factory.mktemp("web")
-    args = ["export", "--model", str(trained_run / "model.keras"), "--quantize", "int8", "--target", "web",
-            "--output", str(out_dir)]  # fmt: skip
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return out_dir
+@pytest.fixture
+def web_export(demo_export):
+    return demo_export[0]
 
 
 @pytest.mark.slow

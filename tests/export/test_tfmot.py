@@ -24,13 +24,16 @@ runner = CliRunner()
 # copied, wrong IO scale, zeros lost) costs tens of points. So the gate here is 3 points:
 # 3x the largest drop seen, far below any breakage.
 TEST_MAX_DROP = 3.0
-ONE_EPOCH = dataclasses.replace(ExportConfig(), qat_epochs=1, prune_epochs=1, max_accuracy_drop=TEST_MAX_DROP)
-QUICK_QAT = dataclasses.replace(ONE_EPOCH, finetune_max_images=15_000)
+# One fine-tune epoch on a quarter of the images: the paths run whole, at a quarter of the cost.
+QUICK = dataclasses.replace(
+    ExportConfig(), qat_epochs=1, prune_epochs=1, max_accuracy_drop=TEST_MAX_DROP, finetune_max_images=15_000
+)
 
 
+@pytest.mark.slow
 def test_qat_export_passes_the_gate_and_leaves_keras3_in_charge(model_copy, tmp_path, fmnist):
     legacy_flag = os.environ.get("TF_USE_LEGACY_KERAS")
-    request = ExportRequest(model_copy, tmp_path, quantize="int8", qat=True, config=QUICK_QAT,
+    request = ExportRequest(model_copy, tmp_path, quantize="int8", qat=True, config=QUICK,
                             c_array="model_int8_qat.tflite")  # fmt: skip
     report = export_and_validate(request, log=print)
     qat = next(a for a in report["artifacts"] if a["method"] == "qat")
@@ -59,8 +62,9 @@ def test_qat_export_passes_the_gate_and_leaves_keras3_in_charge(model_copy, tmp_
     assert second["passed"]
 
 
+@pytest.mark.slow
 def test_pruned_and_clustered_exports_reach_the_requested_sparsity_and_values(model_copy, tmp_path):
-    request = ExportRequest(model_copy, tmp_path, quantize="int8", sparsity=0.5, clusters=16, config=ONE_EPOCH)
+    request = ExportRequest(model_copy, tmp_path, quantize="int8", sparsity=0.5, clusters=16, config=QUICK)
     report = export_and_validate(request, log=print)
     by_method = {a["method"]: a for a in report["artifacts"] if "method" in a}
     pruned, dense = by_method["ptq+pruning"], by_method["ptq"]
@@ -109,9 +113,9 @@ def _distinct_int8_weight_bytes(path) -> int:
         (["--clusters", "16"], "full-integer"),
     ],
 )
-def test_bad_optimization_options_are_usage_errors(args, expected, model_copy, tmp_path):
+def test_bad_optimization_options_are_usage_errors(args, expected, quick_model_copy, tmp_path):
     out = tmp_path / "out"
-    result = runner.invoke(app, ["export", "--model", str(model_copy), "--output", str(out), *args])
+    result = runner.invoke(app, ["export", "--model", str(quick_model_copy), "--output", str(out), *args])
     assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
     assert not out.exists()

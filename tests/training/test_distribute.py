@@ -293,7 +293,9 @@ def test_a_leader_address_that_is_not_a_tensorflow_worker_is_one_line(tmp_path):
     server.start()
     try:
         cluster = {"worker": [f"127.0.0.1:{port}", f"127.0.0.1:{_free_ports(1)[0]}"]}
-        [(code, log)] = _finish([_start_worker(cluster, 1, tmp_path / "worker", "--cluster-timeout", "20")], 150)
+        # The answer comes from the first registration attempt: the same line with a timeout of
+        # 1, 2 or 5 s (measured), and each second of timeout costs the test about three.
+        [(code, log)] = _finish([_start_worker(cluster, 1, tmp_path / "worker", "--cluster-timeout", "2")], 150)
     finally:
         server.stop(0)
     assert "Traceback" not in log, log[-3000:]
