@@ -8,6 +8,7 @@ and exits non-zero, instead of a CalledProcessError traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -28,7 +29,10 @@ def machine_line() -> str:
 
     code = "from fmnist_keras.system import onednn; print(onednn.describe())"
     done = run_child([sys.executable, "-c", code], "asking TensorFlow whether oneDNN runs")
-    return f"{cpu_description()}; TensorFlow's {done.stdout.strip().splitlines()[-1]}"
+    # oneDNN (TensorFlow's and PyTorch's) obeys this limit: how a faster CPU stands in for an older one.
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    limit = f", limited to {isa} by ONEDNN_MAX_CPU_ISA" if isa else ""
+    return f"{cpu_description()}; TensorFlow's {done.stdout.strip().splitlines()[-1]}{limit}"
 
 
 def positive_int(text: str) -> int:
