@@ -117,19 +117,15 @@ def _copy_run(run: Path, tmp_path: Path) -> Path:
     return folder / "model.keras"
 
 
-# What the fast lane (`make test-fast`, `-m "not slow"`) can never afford: training the 2-epoch
-# model, about 25 s on a 2-core CPU, and the exports made from it.
-TRAINS_FOR_REAL = {"trained_run", "model_copy", "demo_export"}
-
-
 def pytest_collection_modifyitems(items):
     """Tests are marked slow by hand, by what they cost (`pytest --durations`): seconds of
     training, conversion, a 10,000-image verification or a browser. One that needs the trained
-    model but is not marked would drag that training into the fast lane: a collection error."""
+    model (directly or through a copy or an export of it) but is not marked would drag its
+    training, about 25 s on a 2-core CPU, into the fast lane: a collection error."""
     unmarked = [
         item.nodeid
         for item in items
-        if TRAINS_FOR_REAL & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow")
+        if "trained_run" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow")
     ]
     if unmarked:
         raise pytest.UsageError(f"mark these @pytest.mark.slow (they train or export for real): {unmarked}")
