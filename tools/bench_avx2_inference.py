@@ -61,14 +61,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fmnist-avx2-") as tmp:
         image = Path(tmp) / "image.npy"
         np.save(image, data.x_test[:1])
-        paths = []
-        for name, model_bytes in files.items():
-            paths.append(Path(tmp) / name)
-            paths[-1].write_bytes(model_bytes)
+        paths = [Path(tmp) / name for name in files]
+        for path, model_bytes in zip(paths, files.values(), strict=True):
+            path.write_bytes(model_bytes)
         p50 = native_p50_us(paths, Path(tmp) / "bench.json")
         base = None
-        for path in paths:
-            model_bytes = path.read_bytes()
+        for path, model_bytes in zip(paths, files.values(), strict=True):
             count = instructions_per_image(path, image, args.runs)
             base = base or count
             accuracy = accuracy_of(model_bytes, data)
@@ -90,7 +88,7 @@ def build_files(model_path: Path) -> tuple[dict[str, bytes], object]:
     calibration = calibration_images(data.x_train, data.y_train, config.calibration_samples, config.seed)
     twin = space_to_depth_twin(model)
     difference = np.abs(model.predict(data.x_test[:1000], verbose=0) - twin.predict(data.x_test[:1000], verbose=0))
-    if difference.max() > 1e-4:
+    if difference.max() > config.float_tolerance:  # the gate's rule for an exact conversion
         sys.exit(f"error: the space-to-depth twin differs from the model by {difference.max():.2g}")
     files = {
         "model_float32.tflite": to_tflite(model),

@@ -17,14 +17,9 @@ from fmnist_keras.runtimes.backends import io_details
 runner = CliRunner()
 
 
-@pytest.fixture
-def mediapipe_export(demo_export):
-    return demo_export
-
-
 @pytest.mark.slow
-def test_the_real_client_classifies_the_published_file(mediapipe_export, fmnist):
-    out, output = mediapipe_export
+def test_the_real_client_classifies_the_published_file(demo_export, fmnist):
+    out, output = demo_export
     report = json.loads((out / "report.json").read_text())
     row = next(a for a in report["artifacts"] if a["name"] == MEDIAPIPE_FILE)
     assert row["runtime"].startswith("MediaPipe Tasks ImageClassifier") and not row["failures"]
@@ -47,8 +42,8 @@ def test_the_real_client_classifies_the_published_file(mediapipe_export, fmnist)
 
 
 @pytest.mark.slow
-def test_the_file_meets_mediapipes_contract_and_ours(mediapipe_export):
-    out, _ = mediapipe_export
+def test_the_file_meets_mediapipes_contract_and_ours(demo_export):
+    out, _ = demo_export
     model_bytes = (out / MEDIAPIPE_FILE).read_bytes()
     details = io_details(model_bytes)
     assert details["input"] == {"dtype": "uint8", "shape": [1, 28, 28, 3], "scale": 1.0, "zero_point": 0}
@@ -57,12 +52,12 @@ def test_the_file_meets_mediapipes_contract_and_ours(mediapipe_export):
 
 
 @pytest.mark.slow
-def test_what_we_wrote_in_the_metadata_is_what_mediapipe_reads(mediapipe_export):
+def test_what_we_wrote_in_the_metadata_is_what_mediapipe_reads(demo_export):
     from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
 
     from fmnist_keras import __version__
 
-    out, _ = mediapipe_export
+    out, _ = demo_export
     meta = read_metadata((out / MEDIAPIPE_FILE).read_bytes())
     assert meta["labels"] == list(CLASS_NAMES)
     assert meta["labels_file_type"] == fb.AssociatedFileType.TENSOR_AXIS_LABELS
@@ -71,8 +66,8 @@ def test_what_we_wrote_in_the_metadata_is_what_mediapipe_reads(mediapipe_export)
 
 
 @pytest.mark.slow
-def test_a_file_mediapipe_rejects_fails_with_its_reason(mediapipe_export, fmnist):
-    out, _ = mediapipe_export
+def test_a_file_mediapipe_rejects_fails_with_its_reason(demo_export, fmnist):
+    out, _ = demo_export
     grey_int8 = (out / "model_int8.tflite").read_bytes()  # int8, one channel: not for ImageClassifier
     labels = fmnist.y_test[:50].astype(np.int64)
     reference = Reference(fmnist.x_test[:50], labels, np.eye(10, dtype=np.float32)[labels], ExportConfig())
@@ -99,8 +94,8 @@ def test_options_that_contradict_the_target_are_usage_errors(args, expected, tmp
 
 
 @pytest.mark.slow
-def test_evaluate_predict_and_bench_take_the_mediapipe_file(mediapipe_export, fmnist, tmp_path):
-    out, _ = mediapipe_export
+def test_evaluate_predict_and_bench_take_the_mediapipe_file(demo_export, fmnist, tmp_path):
+    out, _ = demo_export
     model = str(out / MEDIAPIPE_FILE)
     result = runner.invoke(app, ["evaluate", model, "--output", str(tmp_path / "e.json")])
     assert result.exit_code == 0, result.output
