@@ -18,12 +18,17 @@ demo: setup
 	$(BIN)/fmnist export --quantize int8 --target mediapipe --target web
 	@echo "Open the page: $(BIN)/fmnist serve export/web   (add --host 0.0.0.0 for a phone on this network)"
 
+# Two pytest-xdist workers, on any machine: the suite's time is training, which already uses
+# every core, and single-threaded start-ups (TensorFlow, converters, Chromium) that a second
+# worker overlaps. More workers would only contend for the cores and memory.
+PYTEST := $(BIN)/python -m pytest -n 2
+
 test: setup lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # The edit-test loop: everything but the tests marked slow (they train, convert or run a browser).
 test-fast: setup lint
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The Debian package ships the original IDX files; without apt, fmnist falls back to Keras's download.
 data:

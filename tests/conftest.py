@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -55,13 +56,34 @@ def replace_file(folder: Path, stem: str, payload: bytes) -> Path:
     return folder / stem
 
 
-def _train(tmp_path_factory, data_dir: Path, name: str, **changes) -> Path:
+def _train(workdir: Path, data_dir: Path, **changes) -> None:
     from fmnist_keras.training.loop import RunContext, train_and_evaluate
 
-    workdir = tmp_path_factory.mktemp(name)
     config = dataclasses.replace(TrainConfig(), warmup_epochs=0, **changes)
     train_and_evaluate(config, workdir, RunContext(data_dir=data_dir, verbose=0, log=lambda *_: None))
-    return workdir
+
+
+def _made_once(tmp_path_factory, name: str, make) -> tuple[Path, str]:
+    """(folder, text) where `make(folder)` filled the folder and returned the text (or None).
+
+    `make test` runs the suite in two pytest-xdist workers, each a process with its own session
+    fixtures. The first worker that needs `name` makes it in the run's shared temporary folder
+    while the other waits on a lock, then both read it (pytest-xdist's documented recipe): the
+    trained model is trained once per run, not once per worker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        folder = tmp_path_factory.mktemp(name)
+        return folder, make(folder) or ""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent
+    folder, text = shared / name, shared / f"{name}.txt"
+    with FileLock(shared / f"{name}.lock"):
+        if not text.exists():  # written last: a worker that failed half-way leaves no text
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            text.write_text(make(folder) or "")
+    return folder, text.read_text()
 
 
 @pytest.fixture(scope="session")
@@ -70,14 +92,18 @@ def trained_run(tmp_path_factory, real_data_dir) -> Path:
 
     Batch 128 rather than the default 64: a third less time on a slow 2-core CPU.
     """
-    return _train(tmp_path_factory, real_data_dir, "trained", epochs=2, batch_size=128)
+    train = partial(_train, data_dir=real_data_dir, epochs=2, batch_size=128)
+    folder, _ = _made_once(tmp_path_factory, "trained", train)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory, real_data_dir) -> Path:
     """A real run in seconds (one epoch on 1,000 images, ~65 %), for the tests of bad input and
     file handling, which never judge what the model learned."""
-    return _train(tmp_path_factory, real_data_dir, "quick", epochs=1, batch_size=100, max_train_images=1000)
+    train = partial(_train, data_dir=real_data_dir, epochs=1, batch_size=100, max_train_images=1000)
+    folder, _ = _made_once(tmp_path_factory, "quick", train)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -85,16 +111,19 @@ def demo_export(trained_run, tmp_path_factory) -> tuple[Path, str]:
     """`make demo`'s export of the trained fixture (int8, the MediaPipe file, the web page), made
     once for every test of what it publishes: (folder, what the CLI printed). Read-only: a test
     that changes a file works on a copy."""
-    from typer.testing import CliRunner
 
-    from fmnist_keras.cli import app
+    def export(folder: Path) -> str:
+        from typer.testing import CliRunner
 
-    folder = tmp_path_factory.mktemp("demo_export")
-    args = ["export", "--model", str(trained_run / "model.keras"), "--quantize", "int8",
-            "--target", "mediapipe", "--target", "web", "--output", str(folder)]  # fmt: skip
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return folder, result.output
+        from fmnist_keras.cli import app
+
+        args = ["export", "--model", str(trained_run / "model.keras"), "--quantize", "int8",
+                "--target", "mediapipe", "--target", "web", "--output", str(folder)]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return _made_once(tmp_path_factory, "demo_export", export)
 
 
 @pytest.fixture

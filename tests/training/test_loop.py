@@ -69,8 +69,9 @@ def test_same_seed_gives_identical_numbers(tmp_path, precision):
         assert first[key] == second[key], key
     # ... with the kernels fmnist chooses: oneDNN's on every x86-64 CPU.
     assert first["onednn"]["enabled"] or platform.machine() != "x86_64", first["onednn"]
-    other = train_and_evaluate(dataclasses.replace(config, seed=8), tmp_path / "c", quiet)
-    assert other["test_loss"] != first["test_loss"]
+    if precision == "float32":  # the seed reaches the run (once is enough: a third run costs ~3 s)
+        other = train_and_evaluate(dataclasses.replace(config, seed=8), tmp_path / "c", quiet)
+        assert other["test_loss"] != first["test_loss"]
 
 
 @pytest.mark.slow  # trains a model or starts TensorFlow afresh: seconds
