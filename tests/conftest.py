@@ -146,15 +146,13 @@ def _copy_run(run: Path, tmp_path: Path) -> Path:
     return folder / "model.keras"
 
 
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
     """Tests are marked slow by hand, by what they cost (`pytest --durations`): seconds of
     training, conversion, a 10,000-image verification or a browser. One that needs the trained
     model (directly or through a copy or an export of it) but is not marked would drag its
-    training, about 25 s on a 2-core CPU, into the fast lane: a collection error."""
-    unmarked = [
-        item.nodeid
-        for item in items
-        if "trained_run" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow")
-    ]
-    if unmarked:
-        raise pytest.UsageError(f"mark these @pytest.mark.slow (they train or export for real): {unmarked}")
+    training, about 25 s on a 2-core CPU, into the fast lane: it fails before its fixtures run.
+    (A failure here, not a collection error: under pytest-xdist a worker's collection error
+    reaches the terminal as an INTERNALERROR without its message.)"""
+    if "trained_run" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("slow"):
+        pytest.fail("mark this test @pytest.mark.slow: it trains or exports for real", pytrace=False)
